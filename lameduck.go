@@ -1,0 +1,70 @@
+// Package lameduck stops a server without dropping its work.
+//
+// When a process is told to stop (SIGTERM from Kubernetes, Ctrl-C at a
+// terminal, or the cancellation of a context), [Run] puts its [Server] into
+// lame-duck mode: the server stops taking new work, finishes what it has in
+// flight, and returns. The drain is bounded by the lame-duck period (see
+// [Period]); a server still busy when the period ends is closed by force. Run
+// then says how the stop went: nil for a clean drain, the server's own error
+// if it failed, or a [*LameDuckError] when the drain failed or ran out of time.
+//
+// Anything with Serve, Shutdown and Close methods shaped like
+// [net/http.Server]'s can be run. [FromHTTP] adapts an *http.Server,
+// [FromWorker] turns a pull-based queue consumer into a Server, and
+// [ServerFuncs] builds one from closures. [WithPreShutdown] and [Chain] add
+// steps that run before the drain, such as failing a readiness probe and
+// waiting for a load balancer to notice.
+//
+// Run promises that, by the time it returns, the signal handlers it installed
+// are removed and every goroutine it started has ended (unless a Server method
+// refuses to return even after Close; Run then reports that in its error
+// rather than hang).
+package lameduck
+
+import "context"
+
+// Server is a thing that Run can start and stop. Its methods follow the
+// contract of [net/http.Server]'s methods of the same names.
+//
+// Serve does the work until the server is shut down or closed. It returns nil
+// when it stopped because Shutdown or Close was called, or because it ran out
+// of work; any other error means the server failed. Its context carries the
+// values of the context given to Run. Run does not cancel it when lame-duck
+// mode begins (work in flight must be allowed to finish); Run cancels it when
+// it calls Close, and always before Run returns.
+//
+// Shutdown stops taking new work and waits for the work in flight to finish.
+// It returns nil once everything has finished, or the context's error if the
+// context ends first. Run gives it a context whose deadline is the end of the
+// lame-duck period.
+//
+// Close stops everything at once. Run calls it when the period expires, when
+// Shutdown fails, or on a second signal; it may be called while Shutdown is
+// still running and must make Shutdown and Serve return promptly.
+type Server interface {
+	Serve(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// Run serves svr until lame-duck mode begins and then drains it, as
+// configured by options. It is short for NewRunner followed by
+// [Runner.Run]; use a [Runner] when you need its Ready channel.
+//
+// Lame-duck mode begins on the first of the configured signals (by default
+// SIGINT and SIGTERM) or when ctx is cancelled, whichever comes first. Run
+// returns:
+//
+//   - nil when Serve returns nil before lame-duck mode begins, or when the
+//     drain finishes within the period;
+//   - Serve's error, unwrapped, when Serve fails before lame-duck mode begins,
+//     or during a drain that Shutdown otherwise finished cleanly;
+//   - a [*LameDuckError] when Shutdown fails or the period runs out;
+//   - an error starting with "lameduck: " when the arguments are invalid.
+func Run(ctx context.Context, svr Server, options ...Option) error {
+	r, err := NewRunner(svr, options...)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}

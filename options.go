@@ -1,0 +1,140 @@
+package lameduck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/golang/glog"
+)
+
+// Option changes how a [Runner] behaves. Options are applied in order over
+// the defaults, so a later option wins over an earlier one of the same kind
+// (pre-shutdown steps are the exception: they accumulate).
+//
+// The set of options is closed: only this package can make one.
+type Option interface {
+	apply(*config) error
+}
+
+// Logger receives one line for each phase of a run: serving, the trigger, each
+// failed pre-shutdown step, the outcome of the drain and of Close. Infof is
+// called from more than one goroutine, so it must be safe for concurrent use.
+type Logger interface {
+	Infof(format string, args ...any)
+}
+
+// config holds everything the options can set.
+type config struct {
+	period  time.Duration
+	signals []os.Signal
+	logger  Logger
+	steps   []func(context.Context) error
+	source  signalSource
+}
+
+func defaultConfig() config {
+	return config{
+		period:  3 * time.Second,
+		signals: []os.Signal{os.Interrupt, syscall.SIGTERM},
+		logger:  glogLogger{},
+		source:  osSignals{},
+	}
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// Period sets the lame-duck period: the most time that the pre-shutdown steps
+// and Shutdown get, together, from the moment lame-duck mode begins until the
+// Runner gives up and calls Close. The default is 3 seconds. A period that is
+// not positive makes NewRunner fail.
+func Period(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("lameduck: Period must be positive, got %v", d)
+		}
+		c.period = d
+		return nil
+	})
+}
+
+// Signals replaces the list of signals that begin lame-duck mode; the default
+// is [os.Interrupt] and [syscall.SIGTERM]. Once lame-duck mode has begun, any
+// of these signals arriving again ends the period at once.
+//
+// Signals() with no arguments means that only cancelling the context given to
+// Run begins lame-duck mode; no signal handler is installed at all.
+func Signals(sigs ...os.Signal) Option {
+	list := append([]os.Signal(nil), sigs...)
+	return optionFunc(func(c *config) error {
+		for i, s := range list {
+			if s == nil {
+				return fmt.Errorf("lameduck: Signals: signal %d is nil", i)
+			}
+		}
+		c.signals = list
+		return nil
+	})
+}
+
+// WithLogger sends the Runner's log lines to l instead of the default, which
+// is glog's Infof. To log nothing, use [WithoutLogger]; a nil l is an error.
+func WithLogger(l Logger) Option {
+	return optionFunc(func(c *config) error {
+		if l == nil {
+			return errors.New("lameduck: WithLogger(nil); use WithoutLogger to turn logging off")
+		}
+		c.logger = l
+		return nil
+	})
+}
+
+// WithoutLogger turns the Runner's logging off.
+func WithoutLogger() Option {
+	return optionFunc(func(c *config) error {
+		c.logger = nopLogger{}
+		return nil
+	})
+}
+
+// WithPreShutdown adds steps that run, in order, once lame-duck mode begins
+// and before Shutdown is called: failing a readiness probe, deregistering
+// from service discovery, waiting for a load balancer to notice. Each step
+// gets the drain context, whose deadline is the end of the lame-duck period,
+// so the steps' time comes out of the same budget as Shutdown's.
+//
+// A step's error (or panic) is logged and the drain goes on; a step is never
+// a reason to skip Shutdown. Repeated WithPreShutdown options accumulate. A
+// nil step makes NewRunner fail.
+func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
+	list := make([]func(context.Context) error, len(steps))
+	for i, s := range steps {
+		list[i] = s
+	}
+	return optionFunc(func(c *config) error {
+		for i, s := range list {
+			if s == nil {
+				return fmt.Errorf("lameduck: WithPreShutdown: step %d is nil", i)
+			}
+		}
+		c.steps = append(c.steps, list...)
+		return nil
+	})
+}
+
+// glogLogger is the default Logger.
+type glogLogger struct{}
+
+func (glogLogger) Infof(format string, args ...any) {
+	// Depth 1 attributes the line to the Runner, not to this adapter.
+	glog.InfoDepthf(1, format, args...)
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Infof(string, ...any) {}
