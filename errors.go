@@ -54,4 +54,3 @@ func (lde *LameDuckError) Unwrap() error {
 func (lde *LameDuckError) Is(target error) bool {
 	return lde != nil && lde.Expired && target == context.DeadlineExceeded
 }
-

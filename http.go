@@ -1,0 +1,253 @@
+package lameduck
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// HTTPServer runs an [*http.Server] as a [Server]; make one with [FromHTTP].
+type HTTPServer struct {
+	srv   *http.Server
+	ready chan struct{}
+
+	mu       sync.Mutex
+	started  bool                        // Serve has been called
+	stopping bool                        // Shutdown or Close has been called
+	bound    bool                        // Serve is past binding: the accept loop runs or never will
+	addr     net.Addr                    // the bound address
+	conns    map[net.Conn]http.ConnState // every connection net/http has told us of
+	busy     int                         // connections in StateNew or StateActive
+	quiet    chan struct{}               // made by Shutdown; closed once bound and busy == 0
+}
+
+// FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
+// or ":https" with TLS, when it is empty), so [HTTPServer.Addr] can report the
+// port when srv.Addr asks for port 0. It serves TLS when srv.TLSConfig holds
+// certificates (Certificates, GetCertificate or GetConfigForClient), and plain
+// HTTP otherwise. [http.ErrServerClosed] never comes out of Serve.
+//
+// Shutdown returns as soon as the last request in flight has been answered.
+// net/http's own Shutdown notices that only at its next poll, and its polls
+// back off to one every 500 ms; FromHTTP instead follows every connection's
+// state, which it learns by wrapping srv.ConnState (a hook you set is still
+// called).
+//
+// The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
+// methods yourself, or change it while it runs. When srv.BaseContext is nil,
+// requests' contexts carry the values of the context given to Serve.
+func FromHTTP(srv *http.Server) *HTTPServer {
+	return &HTTPServer{srv: srv, ready: make(chan struct{}), conns: map[net.Conn]http.ConnState{}}
+}
+
+func (h *HTTPServer) validate() error {
+	if h.srv == nil {
+		return errors.New("lameduck: FromHTTP: nil *http.Server")
+	}
+	return nil
+}
+
+// Addr returns the address the server listens on, or nil until it is bound.
+func (h *HTTPServer) Addr() net.Addr {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.addr
+}
+
+// Ready returns a channel that is closed once the listener is bound and
+// connections to Addr will be accepted. A [Runner] waits for it before
+// closing its own Ready channel.
+func (h *HTTPServer) Ready() <-chan struct{} { return h.ready }
+
+func (h *HTTPServer) useTLS() bool {
+	c := h.srv.TLSConfig
+	return c != nil && (len(c.Certificates) > 0 || c.GetCertificate != nil || c.GetConfigForClient != nil)
+}
+
+// Serve binds the listener and serves on it until Shutdown or Close. It
+// returns nil if Shutdown or Close is called before or while it binds.
+func (h *HTTPServer) Serve(ctx context.Context) error {
+	if err := h.validate(); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	if h.started {
+		h.mu.Unlock()
+		return errors.New("lameduck: HTTPServer.Serve called more than once")
+	}
+	h.started = true
+	stopping := h.stopping
+	h.mu.Unlock()
+	if stopping {
+		h.markBound(nil)
+		return nil
+	}
+
+	// The hooks go in before the port is bound, so no connection can be
+	// accepted without being tracked.
+	userHook := h.srv.ConnState
+	h.srv.ConnState = func(c net.Conn, st http.ConnState) {
+		h.track(c, st)
+		if userHook != nil {
+			userHook(c, st)
+		}
+	}
+	if h.srv.BaseContext == nil {
+		h.srv.BaseContext = func(net.Listener) context.Context { return ctx }
+	}
+
+	addr := h.srv.Addr
+	if addr == "" {
+		addr = ":http"
+		if h.useTLS() {
+			addr = ":https"
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		h.markBound(nil)
+		return err
+	}
+	if !h.markBound(ln) {
+		ln.Close()
+		return nil
+	}
+	close(h.ready)
+
+	if h.useTLS() {
+		err = h.srv.ServeTLS(ln, "", "")
+	} else {
+		err = h.srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// markBound records that Serve has bound ln (nil: it will not serve at all).
+// It reports false when Shutdown or Close came first, and Serve must not serve.
+func (h *HTTPServer) markBound(ln net.Listener) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.bound = true
+	if ln != nil && !h.stopping {
+		h.addr = ln.Addr()
+		return true
+	}
+	h.checkQuiet()
+	return false
+}
+
+// track follows one connection's state; net/http calls it through ConnState.
+func (h *HTTPServer) track(c net.Conn, st http.ConnState) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old, ok := h.conns[c]; ok && isBusy(old) {
+		h.busy--
+	}
+	switch st {
+	case http.StateClosed, http.StateHijacked:
+		delete(h.conns, c)
+	default:
+		h.conns[c] = st
+		if isBusy(st) {
+			h.busy++
+		}
+	}
+	h.checkQuiet()
+}
+
+// isBusy reports whether a connection in state st may still be owed a
+// response. A new connection counts: its first request may be on the wire.
+func isBusy(st http.ConnState) bool { return st == http.StateNew || st == http.StateActive }
+
+// checkQuiet closes h.quiet once nothing can need a response any more. The
+// caller holds h.mu.
+func (h *HTTPServer) checkQuiet() {
+	if h.quiet == nil || !h.bound || h.busy > 0 {
+		return
+	}
+	select {
+	case <-h.quiet:
+	default:
+		close(h.quiet)
+	}
+}
+
+// Shutdown stops accepting connections, closes idle ones, and waits until
+// every request in flight has been answered; then it closes the connections
+// that are left (all idle) and returns nil. If ctx ends first it returns
+// ctx's error and leaves the rest to Close.
+func (h *HTTPServer) Shutdown(ctx context.Context) error {
+	if err := h.validate(); err != nil {
+		return err
+	}
+	h.beginStopping()
+
+	// Hand net/http a context that is already done: its Shutdown then closes
+	// the listeners, starts the RegisterOnShutdown hooks, waits for the accept
+	// loops to exit, sweeps idle connections once, and returns at once instead
+	// of polling. From then on no connection can be accepted, so the set we
+	// track is complete, and the waiting is ours: the ConnState hook of the
+	// last connection to finish closes the quiet channel.
+	kick, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := h.srv.Shutdown(kick); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	select {
+	case <-h.quietChan():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	h.closeIdle()
+	return nil
+}
+
+// beginStopping marks the server as stopping, so that a Serve that has not
+// bound yet will not serve.
+func (h *HTTPServer) beginStopping() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopping = true
+	if !h.started {
+		h.bound = true // Serve, if it ever comes, will not serve
+	}
+}
+
+// quietChan returns a channel that is closed once no connection is busy.
+func (h *HTTPServer) quietChan() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.quiet == nil {
+		h.quiet = make(chan struct{})
+		h.checkQuiet()
+	}
+	return h.quiet
+}
+
+// closeIdle closes the connections left once the server is quiet. They are
+// all idle: after Shutdown has begun net/http closes a connection when its
+// response is done, but one that went idle just before can remain.
+func (h *HTTPServer) closeIdle() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c, st := range h.conns {
+		if st == http.StateIdle {
+			c.Close()
+		}
+	}
+}
+
+// Close closes the listener and every connection at once, like
+// [http.Server.Close].
+func (h *HTTPServer) Close() error {
+	if err := h.validate(); err != nil {
+		return err
+	}
+	h.beginStopping()
+	return h.srv.Close()
+}
