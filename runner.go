@@ -279,8 +279,11 @@ func (ru *run) closeAndWait(shutdownDone <-chan error) error {
 			if ru.serveDone != nil {
 				stuck = append(stuck, "Serve")
 			}
-			err := fmt.Errorf("lameduck: %s did not return within %v of Close being called",
-				strings.Join(stuck, " and "), closeGrace)
+			list := strings.Join(stuck, ", ")
+			if i := strings.LastIndex(list, ", "); i >= 0 {
+				list = list[:i] + " and " + list[i+2:]
+			}
+			err := fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, closeGrace)
 			ru.logf("%v", err)
 			return errors.Join(closeErr, err)
 		}
