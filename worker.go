@@ -121,7 +121,7 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 	defer close(w.done)
 	defer cancelAll()
 
-	s := &serving[T]{w: w, nextCtx: nextCtx, handleCtx: handleCtx, stop: cancelNext}
+	s := &serving[T]{w: w, nextCtx: nextCtx, handleCtx: handleCtx, stop: cancelNext, pull: make(chan struct{}, 1)}
 	var wg sync.WaitGroup
 	for range w.n - 1 {
 		wg.Go(s.loop)
@@ -174,7 +174,11 @@ type serving[T any] struct {
 	handleCtx context.Context
 	stop      context.CancelFunc // stops every loop from pulling again
 
-	pull sync.Mutex // held while next runs, so that calls never overlap
+	// pull holds a token while next runs, so that calls never overlap. It is
+	// a channel rather than a mutex because goroutines blocked on a channel
+	// count as durably blocked in a testing/synctest bubble, so users can test
+	// their workers with fake time; a mutex waited on for long would stall it.
+	pull chan struct{}
 	mu   sync.Mutex
 	errs []error
 }
@@ -193,8 +197,8 @@ func (s *serving[T]) loop() {
 
 // take pulls one item, or reports that this loop should stop.
 func (s *serving[T]) take() (item T, ok bool) {
-	s.pull.Lock()
-	defer s.pull.Unlock()
+	s.pull <- struct{}{}
+	defer func() { <-s.pull }()
 	if s.nextCtx.Err() != nil {
 		return item, false
 	}
@@ -229,4 +233,23 @@ func (s *serving[T]) call(what string, f func() error) (err error) {
 		}
 	}()
 	return f()
+}
+
+// ChanSource makes a next function for [FromWorker] that receives from c. It
+// returns [io.EOF] once c is closed and drained, and the context's error when
+// the context ends first; an item is either received and returned, or left
+// in the channel.
+func ChanSource[T any](c <-chan T) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) {
+		select {
+		case item, ok := <-c:
+			if !ok {
+				return item, io.EOF
+			}
+			return item, nil
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		}
+	}
 }

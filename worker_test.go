@@ -1,0 +1,281 @@
+package lameduck
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// ledger checks the Worker's promise: every item next returned is handled
+// exactly once.
+type ledger struct {
+	mu                sync.Mutex
+	pulled, handled   []int
+	pulling, handling int // calls in progress now
+	maxPull, maxHand  int // the most ever in progress at once
+}
+
+func (l *ledger) enter(calls, most *int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	*calls++
+	*most = max(*most, *calls)
+}
+
+func (l *ledger) leave(calls *int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	*calls--
+}
+
+// source returns next, which yields 0, 1, 2, ... taking pull each, up to n
+// items (then io.EOF), giving up when its ctx ends.
+func (l *ledger) source(n int, pull time.Duration) func(context.Context) (int, error) {
+	i := 0
+	return func(ctx context.Context) (int, error) {
+		l.enter(&l.pulling, &l.maxPull)
+		defer l.leave(&l.pulling)
+		if i == n {
+			return 0, io.EOF
+		}
+		select {
+		case <-time.After(pull):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.pulled = append(l.pulled, i)
+		i++
+		return i - 1, nil
+	}
+}
+
+// handler returns handle, which takes work per item (or until its ctx ends)
+// and records the item.
+func (l *ledger) handler(work time.Duration, fail map[int]error) func(context.Context, int) error {
+	return func(ctx context.Context, item int) error {
+		l.enter(&l.handling, &l.maxHand)
+		defer l.leave(&l.handling)
+		select {
+		case <-time.After(work):
+		case <-ctx.Done():
+		}
+		l.mu.Lock()
+		l.handled = append(l.handled, item)
+		l.mu.Unlock()
+		return fail[item]
+	}
+}
+
+// check reports items pulled but not handled once, or handled twice.
+func (l *ledger) check(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	count := map[int]int{}
+	for _, i := range l.handled {
+		count[i]++
+	}
+	for _, i := range l.pulled {
+		if count[i] != 1 {
+			t.Errorf("item %d was handled %d times, want exactly once", i, count[i])
+		}
+		delete(count, i)
+	}
+	for i := range count {
+		t.Errorf("item %d was handled but never pulled", i)
+	}
+	if l.maxPull > 1 {
+		t.Errorf("next ran %d times at once, want never concurrently", l.maxPull)
+	}
+}
+
+func TestWorker(t *testing.T) {
+	errItem := errors.New("item 2 is bad")
+	cases := []struct {
+		name        string
+		items       int // how many the source has; 0 for endless
+		work        time.Duration
+		n           int
+		fail        map[int]error
+		triggerAt   time.Duration // 0: no trigger
+		period      time.Duration
+		wantErr     error
+		wantElapsed time.Duration
+		wantHandled int
+		wantMax     int // the most handlers at once
+	}{{
+		name:  "a source that runs dry ends Serve and Run with nil",
+		items: 5, work: 100 * time.Millisecond, n: 1,
+		wantElapsed: 5 * 110 * time.Millisecond, wantHandled: 5, wantMax: 1,
+	}, {
+		name: "lame-duck mode stops the pulling and waits for the item in flight",
+		work: time.Second, n: 1, triggerAt: 1500 * time.Millisecond,
+		// item 0: 10ms..1010ms; item 1: 1020ms..2020ms; the pull of item 2 gives up at 1500ms
+		wantElapsed: 2020 * time.Millisecond, wantHandled: 2, wantMax: 1,
+	}, {
+		name:  "Concurrency runs handlers side by side",
+		items: 8, work: time.Second, n: 4,
+		// pulls take turns: items 0-3 start at 10..40ms, 4-7 at 1020..1050ms
+		wantElapsed: 2050 * time.Millisecond, wantHandled: 8, wantMax: 4,
+	}, {
+		name:  "a handler's error is fatal: no new items, in-flight ones finish, Run returns the error",
+		items: 100, work: time.Second, n: 2, fail: map[int]error{2: errItem},
+		// items 0,1 start at 10/20ms; 2,3 at 1020/1030ms; 2 fails at 2020ms
+		// while 3 runs to 2030ms; nothing is pulled after the failure
+		wantErr: errItem, wantElapsed: 2030 * time.Millisecond, wantHandled: 4, wantMax: 2,
+	}, {
+		name: "Close cancels the handlers' context when the period expires",
+		work: time.Hour, n: 3, triggerAt: time.Second, period: 2 * time.Second,
+		wantErr: &LameDuckError{Expired: true}, wantElapsed: 3 * time.Second, wantHandled: 3, wantMax: 3,
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := &ledger{}
+				items := c.items
+				if items == 0 {
+					items = -1
+				}
+				w := FromWorker(l.source(items, 10*time.Millisecond), l.handler(c.work, c.fail), Concurrency(c.n))
+				opts := []Option{WithoutLogger()}
+				if c.period > 0 {
+					opts = append(opts, Period(c.period))
+				}
+				begin := time.Now()
+				h := launch(t, w, opts...)
+				if c.triggerAt > 0 {
+					time.Sleep(c.triggerAt)
+					sendSignal(h)
+				}
+				err := <-h.done
+				elapsed := time.Since(begin)
+				if !errors.Is(err, c.wantErr) && !(c.wantErr != nil && err != nil && err.Error() == c.wantErr.Error()) {
+					t.Errorf("Run = %v, want %v", err, c.wantErr)
+				}
+				if elapsed != c.wantElapsed {
+					t.Errorf("Run took %v, want %v", elapsed, c.wantElapsed)
+				}
+				l.check(t)
+				if len(l.handled) != c.wantHandled || l.maxHand != c.wantMax {
+					t.Errorf("handled %d items, at most %d at once; want %d and %d", len(l.handled), l.maxHand, c.wantHandled, c.wantMax)
+				}
+			})
+		})
+	}
+}
+
+func TestWorkerEdges(t *testing.T) {
+	t.Run("an item that next returns after lame-duck began is still handled", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			var handled []string
+			pulled := false
+			next := func(ctx context.Context) (string, error) {
+				if pulled {
+					return "", io.EOF
+				}
+				<-ctx.Done() // lame-duck has begun...
+				pulled = true
+				return "late", nil // ...but the item was already taken off the queue
+			}
+			w := FromWorker(next, func(_ context.Context, s string) error { handled = append(handled, s); return nil })
+			h := start(t, w, WithoutLogger())
+			sendSignal(h)
+			if err := <-h.done; err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			if diff := cmp.Diff([]string{"late"}, handled); diff != "" {
+				t.Errorf("handled (-want +got):\n%s", diff)
+			}
+		})
+	})
+	t.Run("an error from next other than io.EOF is fatal", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			errQueue := errors.New("queue unreachable")
+			w := FromWorker(func(context.Context) (int, error) { return 0, errQueue }, func(context.Context, int) error { return nil })
+			if err := Run(context.Background(), w, withSignalSource(&fakeSignals{}), WithoutLogger()); err != errQueue {
+				t.Errorf("Run = %v, want %v unwrapped", err, errQueue)
+			}
+		})
+	})
+	t.Run("a wrapped io.EOF also ends the source", func(t *testing.T) {
+		w := FromWorker(func(context.Context) (int, error) { return 0, errors.Join(io.EOF) }, func(context.Context, int) error { return nil })
+		if err := w.Serve(context.Background()); err != nil {
+			t.Errorf("Serve = %v, want nil", err)
+		}
+	})
+	t.Run("a panicking handler is a fatal error", func(t *testing.T) {
+		w := FromWorker(ChanSource(chanOf(1, 2)), func(context.Context, int) error { panic("bad item") })
+		err := w.Serve(context.Background())
+		if err == nil || err.Error() != "lameduck: handle panicked: bad item" {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	t.Run("Shutdown before Serve: Serve pulls nothing and returns nil", func(t *testing.T) {
+		called := false
+		w := FromWorker(func(context.Context) (int, error) { called = true; return 0, nil }, func(context.Context, int) error { return nil })
+		if err := w.Shutdown(context.Background()); err != nil {
+			t.Fatalf("Shutdown = %v", err)
+		}
+		if err := w.Serve(context.Background()); err != nil || called {
+			t.Errorf("Serve = %v (next called: %v), want nil without a pull", err, called)
+		}
+		if err := w.Serve(context.Background()); err == nil {
+			t.Error("a second Serve returned nil")
+		}
+	})
+	t.Run("Shutdown gives up when its context ends", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			release := make(chan struct{})
+			w := FromWorker(ChanSource(chanOf(1)), func(context.Context, int) error { <-release; return nil })
+			done := make(chan error, 1)
+			go func() { done <- w.Serve(context.Background()) }()
+			synctest.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := w.Shutdown(ctx); err != context.DeadlineExceeded {
+				t.Errorf("Shutdown = %v, want DeadlineExceeded", err)
+			}
+			close(release)
+			if err := <-done; err != nil {
+				t.Errorf("Serve = %v", err)
+			}
+		})
+	})
+}
+
+func TestChanSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := make(chan int, 1)
+		next := ChanSource(c)
+		c <- 7
+		if got, err := next(context.Background()); got != 7 || err != nil {
+			t.Errorf("next = %d, %v; want 7, nil", got, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := next(ctx); err != context.DeadlineExceeded {
+			t.Errorf("next on an empty channel with an ending ctx = %v, want DeadlineExceeded", err)
+		}
+		close(c)
+		if _, err := next(context.Background()); err != io.EOF {
+			t.Errorf("next on a closed channel = %v, want io.EOF", err)
+		}
+	})
+}
+
+func chanOf[T any](items ...T) <-chan T {
+	c := make(chan T, len(items))
+	for _, i := range items {
+		c <- i
+	}
+	close(c)
+	return c
+}
