@@ -15,6 +15,21 @@
 // steps that run before the drain, such as failing a readiness probe and
 // waiting for a load balancer to notice.
 //
+// A complete HTTP service that drains for up to ten seconds on SIGTERM:
+//
+//	func main() {
+//		mux := http.NewServeMux()
+//		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+//			fmt.Fprintln(w, "hello")
+//		})
+//		srv := &http.Server{Addr: ":8080", Handler: mux}
+//		err := lameduck.Run(context.Background(), lameduck.FromHTTP(srv),
+//			lameduck.Period(10*time.Second))
+//		if err != nil {
+//			log.Fatal(err) // a *LameDuckError says whether the drain ran out of time
+//		}
+//	}
+//
 // Run promises that, by the time it returns, the signal handlers it installed
 // are removed and every goroutine it started has ended (unless a Server method
 // refuses to return even after Close; Run then reports that in its error
