@@ -2,6 +2,7 @@ package lameduck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -53,4 +54,23 @@ func (lde *LameDuckError) Unwrap() error {
 // expired. It lets errors.Is recognise expiry even when Close returned nil.
 func (lde *LameDuckError) Is(target error) bool {
 	return lde != nil && lde.Expired && target == context.DeadlineExceeded
+}
+
+// ExitCode turns what [Run] returned into a process exit status, so that a
+// main function can end with os.Exit(lameduck.ExitCode(err)): 0 for nil, 2
+// for a [*LameDuckError] whose period expired or was cut short by a second
+// signal (the server was closed by force), and 1 for any other error.
+//
+// Distinct codes let a supervisor or a deploy script tell a clean stop from a
+// forced one without parsing logs.
+func ExitCode(err error) int {
+	var lde *LameDuckError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &lde) && lde.Expired:
+		return 2
+	default:
+		return 1
+	}
 }

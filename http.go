@@ -33,7 +33,13 @@ type HTTPServer struct {
 // net/http's own Shutdown notices that only at its next poll, and its polls
 // back off to one every 500 ms; FromHTTP instead follows every connection's
 // state, which it learns by wrapping srv.ConnState (a hook you set is still
-// called).
+// called). Connections that are idle, or that were opened but have sent
+// nothing, do not hold the drain up.
+//
+// Like net/http's Shutdown, the drain finishes requests that have reached
+// their handler; a request that reaches the server after the drain began is
+// refused or dropped. Fail a readiness probe and give load balancers time to
+// stop sending before the drain ([WithPreShutdown]).
 //
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
 // methods yourself, or change it while it runs. When srv.BaseContext is nil,
@@ -161,8 +167,12 @@ func (h *HTTPServer) track(c net.Conn, st http.ConnState) {
 }
 
 // isBusy reports whether a connection in state st may still be owed a
-// response. A new connection counts: its first request may be on the wire.
-func isBusy(st http.ConnState) bool { return st == http.StateNew || st == http.StateActive }
+// response: only an active one. A new connection is not, even if its first
+// request is on the wire: once Shutdown has begun, net/http drops a request
+// whose header it finishes reading (it closes the connection without a
+// response), so waiting for one would only let a client that connected and
+// never sent anything hold the drain up until the period ends.
+func isBusy(st http.ConnState) bool { return st == http.StateActive }
 
 // checkQuiet closes h.quiet once nothing can need a response any more. The
 // caller holds h.mu.
@@ -229,14 +239,14 @@ func (h *HTTPServer) quietChan() <-chan struct{} {
 	return h.quiet
 }
 
-// closeIdle closes the connections left once the server is quiet. They are
-// all idle: after Shutdown has begun net/http closes a connection when its
-// response is done, but one that went idle just before can remain.
+// closeIdle closes the connections left once the server is quiet: idle
+// keep-alive connections that went idle just before Shutdown began, and new
+// connections that have not sent a request (net/http would drop it now).
 func (h *HTTPServer) closeIdle() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c, st := range h.conns {
-		if st == http.StateIdle {
+		if st == http.StateIdle || st == http.StateNew {
 			c.Close()
 		}
 	}

@@ -131,8 +131,9 @@ func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 type glogLogger struct{}
 
 func (glogLogger) Infof(format string, args ...any) {
-	// Depth 1 attributes the line to the Runner, not to this adapter.
-	glog.InfoDepthf(1, format, args...)
+	// Depth 2 skips this adapter and the Runner's logf wrapper, so the
+	// file:line in the log points at the phase that logged.
+	glog.InfoDepthf(2, format, args...)
 }
 
 type nopLogger struct{}

@@ -1,0 +1,125 @@
+// Command httpserver is an HTTP service that stops without dropping a
+// request. On SIGTERM or Ctrl-C it fails its readiness probe, keeps serving
+// for -drain-delay while load balancers take it out of rotation, then drains
+// the requests in flight for up to -period, and exits.
+//
+// Exit status: 0 after a clean drain, 1 when the server failed, 2 when the
+// period ran out or a second signal forced the stop.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/b583c413/lameduck"
+	"github.com/golang/glog"
+)
+
+func main() {
+	addr := flag.String("addr", ":8080", "address to listen on")
+	period := flag.Duration("period", 10*time.Second, "lame-duck period: the most time to drain in-flight requests")
+	drainDelay := flag.Duration("drain-delay", 0, "time to keep serving, with /readyz failing, before the drain starts (~5s on Kubernetes)")
+	// Phases go to stderr unless the user asks glog for files.
+	_ = flag.Set("logtostderr", "true")
+	flag.Parse()
+	os.Exit(run(*addr, *period, *drainDelay))
+}
+
+func run(addr string, period, drainDelay time.Duration) int {
+	var ready atomic.Bool
+	srv := &http.Server{
+		Addr:              addr,
+		Handler:           routes(&ready),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	h := lameduck.FromHTTP(srv)
+
+	failReadiness := func(context.Context) error {
+		ready.Store(false)
+		glog.Infof("/readyz now answers 503")
+		return nil
+	}
+	r, err := lameduck.NewRunner(h,
+		// The drain delay is spent inside the lame-duck budget, so the
+		// budget is the delay plus the time allowed for the drain itself.
+		lameduck.Period(drainDelay+period),
+		lameduck.WithPreShutdown(lameduck.Chain(failReadiness, delay(drainDelay))),
+	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case <-r.Ready():
+		// The port is bound and SIGTERM is handled: only now is it safe to
+		// say so, and to report ready to a probe.
+		ready.Store(true)
+		fmt.Printf("listening on %s\n", h.Addr())
+		err = <-done
+	case err = <-done:
+	}
+	if err != nil {
+		glog.Errorf("%v", err)
+	}
+	glog.Flush()
+	return lameduck.ExitCode(err)
+}
+
+func routes(ready *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello")
+	})
+	// /slow?d=300ms stands in for a request that takes a while.
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.FormValue("d"))
+		if err != nil || d < 0 {
+			http.Error(w, "d must be a duration such as 300ms", http.StatusBadRequest)
+			return
+		}
+		glog.V(1).Infof("slow request: sleeping %v", d)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			fmt.Fprintf(w, "slept %v", d)
+		case <-r.Context().Done(): // the client left, or the server was closed
+		}
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "lame duck", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	return mux
+}
+
+// delay is a pre-shutdown step that waits d, or until the drain's budget
+// runs out.
+func delay(d time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if d <= 0 {
+			return nil
+		}
+		glog.Infof("serving for %v more while load balancers notice", d)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return errors.Join(errors.New("drain delay cut short"), ctx.Err())
+		}
+	}
+}
