@@ -100,6 +100,13 @@ func (l *load) reached(n int) <-chan struct{} {
 	return ch
 }
 
+// count returns how many requests have completed.
+func (l *load) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.results)
+}
+
 // halt stops the clients from sending and waits for their last requests.
 func (l *load) halt() {
 	l.stop.Store(true)
