@@ -121,7 +121,10 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 	defer close(w.done)
 	defer cancelAll()
 
-	s := &serving[T]{w: w, nextCtx: nextCtx, handleCtx: handleCtx, stop: cancelNext, pull: make(chan struct{}, 1)}
+	s := &serving[T]{w: w, nextCtx: nextCtx, handleCtx: handleCtx, stop: cancelNext}
+	if w.n > 1 {
+		s.pull = make(chan struct{}, 1)
+	}
 	var wg sync.WaitGroup
 	for range w.n - 1 {
 		wg.Go(s.loop)
@@ -174,10 +177,12 @@ type serving[T any] struct {
 	handleCtx context.Context
 	stop      context.CancelFunc // stops every loop from pulling again
 
-	// pull holds a token while next runs, so that calls never overlap. It is
+	// pull holds a token while next runs, so that calls never overlap; it
+	// is nil when there is a single loop, which needs no turn-taking. It is
 	// a channel rather than a mutex because goroutines blocked on a channel
-	// count as durably blocked in a testing/synctest bubble, so users can test
-	// their workers with fake time; a mutex waited on for long would stall it.
+	// count as durably blocked in a testing/synctest bubble, so users can
+	// test their workers with fake time; a mutex waited on for long would
+	// stall the bubble.
 	pull chan struct{}
 	mu   sync.Mutex
 	errs []error
@@ -189,7 +194,7 @@ func (s *serving[T]) loop() {
 		if !ok {
 			return
 		}
-		if err := s.call("handle", func() error { return s.w.handle(s.handleCtx, item) }); err != nil {
+		if err := s.handle(item); err != nil {
 			s.fail(err)
 		}
 	}
@@ -197,15 +202,14 @@ func (s *serving[T]) loop() {
 
 // take pulls one item, or reports that this loop should stop.
 func (s *serving[T]) take() (item T, ok bool) {
-	s.pull <- struct{}{}
-	defer func() { <-s.pull }()
+	if s.pull != nil {
+		s.pull <- struct{}{}
+		defer func() { <-s.pull }()
+	}
 	if s.nextCtx.Err() != nil {
 		return item, false
 	}
-	err := s.call("next", func() (err error) {
-		item, err = s.w.next(s.nextCtx)
-		return err
-	})
+	item, err := s.next()
 	switch {
 	case err == nil:
 		return item, true
@@ -218,21 +222,32 @@ func (s *serving[T]) take() (item T, ok bool) {
 	return item, false
 }
 
+// next and handle call the user's functions, turning a panic into an error.
+// They are methods rather than closures passed to a helper so that the
+// per-item path allocates nothing.
+func (s *serving[T]) next() (item T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError("next", p)
+		}
+	}()
+	return s.w.next(s.nextCtx)
+}
+
+func (s *serving[T]) handle(item T) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError("handle", p)
+		}
+	}()
+	return s.w.handle(s.handleCtx, item)
+}
+
 func (s *serving[T]) fail(err error) {
 	s.stop()
 	s.mu.Lock()
 	s.errs = append(s.errs, err)
 	s.mu.Unlock()
-}
-
-// call runs f, turning a panic into an error.
-func (s *serving[T]) call(what string, f func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = panicError(what, p)
-		}
-	}()
-	return f()
 }
 
 // ChanSource makes a next function for [FromWorker] that receives from c. It
