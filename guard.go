@@ -2,6 +2,7 @@ package lameduck
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 )
 
@@ -13,7 +14,8 @@ func (ru *run) guard(what string, f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = panicError(what, p)
-			ru.logf("%v\n%s", err, debug.Stack())
+			stack := debug.Stack()
+			ru.note(slog.LevelError, err.Error(), []slog.Attr{slog.String("stack", string(stack))}, "%v\n%s", err, stack)
 		}
 	}()
 	return f()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"syscall"
 	"time"
@@ -32,6 +33,7 @@ type config struct {
 	period  time.Duration
 	signals []os.Signal
 	logger  Logger
+	slog    *slog.Logger // when set, used instead of logger
 	steps   []func(context.Context) error
 	source  signalSource
 }
@@ -89,7 +91,23 @@ func WithLogger(l Logger) Option {
 		if l == nil {
 			return errors.New("lameduck: WithLogger(nil); use WithoutLogger to turn logging off")
 		}
-		c.logger = l
+		c.logger, c.slog = l, nil
+		return nil
+	})
+}
+
+// WithSlog sends the Runner's phases to l as structured records instead of
+// log lines: "lameduck: serving" (signals), "lameduck: entering lame-duck
+// mode" (trigger, signal or cause, period), "lameduck: pre-shutdown step
+// failed" (step, steps, error), "lameduck: drained" (took),
+// "lameduck: lame-duck period expired" (period), "lameduck: server closed",
+// and errors at level Error. It replaces the Logger; a nil l is an error.
+func WithSlog(l *slog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		if l == nil {
+			return errors.New("lameduck: WithSlog(nil); use WithoutLogger to turn logging off")
+		}
+		c.slog = l
 		return nil
 	})
 }
@@ -97,7 +115,7 @@ func WithLogger(l Logger) Option {
 // WithoutLogger turns the Runner's logging off.
 func WithoutLogger() Option {
 	return optionFunc(func(c *config) error {
-		c.logger = nopLogger{}
+		c.logger, c.slog = nopLogger{}, nil
 		return nil
 	})
 }

@@ -4,19 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"strings"
 	"sync/atomic"
-	"time"
 )
-
-// closeGrace is how long a Runner waits, after calling Close, for Close,
-// Serve and Shutdown to return. A well-behaved Server needs far less. One
-// whose methods ignore Close would otherwise hang Run for ever; once the grace
-// has passed, Run returns an error that names the methods still running and
-// leaves their goroutines behind.
-const closeGrace = time.Second
 
 // Runner runs one Server with lame-duck behaviour. Make one with [NewRunner];
 // it can be run once.
@@ -25,6 +18,9 @@ type Runner struct {
 	cfg   config
 	ready chan struct{}
 	ran   atomic.Bool
+
+	state    atomic.Int32 // a State
+	lameDuck chan struct{}
 }
 
 // NewRunner checks svr and options and returns a Runner for them. It fails,
@@ -44,7 +40,7 @@ func NewRunner(svr Server, options ...Option) (*Runner, error) {
 			return nil, err
 		}
 	}
-	return &Runner{svr: svr, cfg: cfg, ready: make(chan struct{})}, nil
+	return &Runner{svr: svr, cfg: cfg, ready: make(chan struct{}), lameDuck: make(chan struct{})}, nil
 }
 
 // validator is implemented by this package's helpers so that NewRunner can
@@ -55,13 +51,26 @@ func checkServer(svr Server) error {
 	if svr == nil {
 		return errors.New("lameduck: nil Server")
 	}
-	if v := reflect.ValueOf(svr); v.Kind() == reflect.Pointer && v.IsNil() {
+	if isNil(svr) {
 		return fmt.Errorf("lameduck: nil %T Server", svr)
 	}
 	if v, ok := svr.(validator); ok {
 		return v.validate()
 	}
 	return nil
+}
+
+// isNil reports whether v is nil or an interface holding a nil pointer, map,
+// slice, func or channel: a value whose methods would panic or block.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // Ready returns a channel that is closed once the Runner's signal handlers
@@ -89,8 +98,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	case !r.ran.CompareAndSwap(false, true):
 		return errors.New("lameduck: Runner.Run called more than once")
 	}
+	r.state.Store(int32(StateRunning))
 	ru := &run{Runner: r, sigc: make(chan os.Signal, 2)}
-	return ru.serve(ctx)
+	err := ru.serve(ctx)
+	if err != nil {
+		r.state.Store(int32(StateFailed))
+	} else {
+		r.state.Store(int32(StateStopped))
+	}
+	return err
 }
 
 // run holds the state of one call of Runner.Run. Only the goroutine that
@@ -103,7 +119,15 @@ type run struct {
 	serveErr    error
 }
 
-func (ru *run) logf(format string, args ...any) { ru.cfg.logger.Infof(format, args...) }
+// note records one phase of the run: as a record with attributes when the
+// Runner has a *slog.Logger, and otherwise as a line through its Logger.
+func (ru *run) note(level slog.Level, msg string, attrs []slog.Attr, format string, args ...any) {
+	if ru.cfg.slog != nil {
+		ru.cfg.slog.LogAttrs(context.Background(), level, msg, attrs...)
+		return
+	}
+	ru.cfg.logger.Infof(format, args...)
+}
 
 // serve starts the Server and waits for a trigger or for Serve to end.
 func (ru *run) serve(ctx context.Context) error {
@@ -129,27 +153,41 @@ func (ru *run) serve(ctx context.Context) error {
 	} else {
 		close(ru.ready)
 	}
-	ru.logf("lameduck: serving; lame-duck mode begins on %s", ru.triggers())
+	ru.note(slog.LevelInfo, "lameduck: serving", []slog.Attr{slog.Any("signals", ru.signalNames())},
+		"lameduck: serving; lame-duck mode begins on %s", ru.triggers())
 
 	for {
 		select {
 		case err := <-ru.serveDone:
 			ru.serveDone = nil
 			if err != nil {
-				ru.logf("lameduck: Serve failed: %v", err)
+				ru.note(slog.LevelError, "lameduck: Serve failed", []slog.Attr{slog.Any("error", err)},
+					"lameduck: Serve failed: %v", err)
 			} else {
-				ru.logf("lameduck: Serve returned; nothing to drain")
+				ru.note(slog.LevelInfo, "lameduck: Serve returned; nothing to drain", nil,
+					"lameduck: Serve returned; nothing to drain")
 			}
 			return err
 		case <-ready:
 			ready = nil
 			close(ru.ready)
 		case sig := <-ru.sigc:
-			return ru.lameDuck(ctx, fmt.Sprintf("received signal %q", sig))
+			return ru.lameDuck(ctx, fmt.Sprintf("received signal %q", sig),
+				slog.String("trigger", "signal"), slog.String("signal", sig.String()))
 		case <-ctx.Done():
-			return ru.lameDuck(ctx, fmt.Sprintf("context done (%v)", context.Cause(ctx)))
+			cause := context.Cause(ctx)
+			return ru.lameDuck(ctx, fmt.Sprintf("context done (%v)", cause),
+				slog.String("trigger", "context"), slog.Any("cause", cause))
 		}
 	}
+}
+
+func (ru *run) signalNames() []string {
+	var names []string
+	for _, s := range ru.cfg.signals {
+		names = append(names, s.String())
+	}
+	return names
 }
 
 func (ru *run) triggers() string {
@@ -158,135 +196,4 @@ func (ru *run) triggers() string {
 		names = append(names, fmt.Sprintf("%q", s))
 	}
 	return strings.Join(append(names, "context cancellation"), ", ")
-}
-
-// lameDuck drains the Server after a trigger and decides what Run returns.
-func (ru *run) lameDuck(ctx context.Context, trigger string) error {
-	start := time.Now()
-	ru.logf("lameduck: %s; entering lame-duck mode for up to %v", trigger, ru.cfg.period)
-
-	// The drain keeps Run's values but not its cancellation: a cancelled
-	// context would make Shutdown give up at once instead of draining.
-	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), ru.cfg.period)
-	defer cancelDrain()
-	shutdownDone := make(chan error, 1)
-	go func() { shutdownDone <- ru.drain(drainCtx) }()
-
-	for {
-		select {
-		case err := <-shutdownDone:
-			shutdownDone = nil
-			switch {
-			case errors.Is(err, context.DeadlineExceeded):
-				if drainCtx.Err() != nil {
-					ru.logf("lameduck: lame-duck period of %v expired", ru.cfg.period)
-				} else {
-					ru.logf("lameduck: Shutdown gave up before the period ended: %v", err)
-				}
-				return &LameDuckError{Expired: true, Err: ru.closeAndWait(nil)}
-			case err != nil:
-				ru.logf("lameduck: Shutdown failed: %v", err)
-				if closeErr := ru.closeAndWait(nil); closeErr != nil {
-					err = errors.Join(err, closeErr)
-				}
-				return &LameDuckError{Err: err}
-			}
-			if ru.serveDone == nil {
-				return ru.drained(start)
-			}
-		case err := <-ru.serveDone:
-			ru.serveDone, ru.serveErr = nil, err
-			if shutdownDone == nil {
-				return ru.drained(start)
-			}
-		case <-drainCtx.Done():
-			if shutdownDone == nil {
-				ru.logf("lameduck: lame-duck period of %v expired; Shutdown returned but Serve did not", ru.cfg.period)
-			} else {
-				ru.logf("lameduck: lame-duck period of %v expired", ru.cfg.period)
-			}
-			cancelDrain()
-			return &LameDuckError{Expired: true, Err: ru.closeAndWait(shutdownDone)}
-		case sig := <-ru.sigc:
-			ru.logf("lameduck: received signal %q again; ending the lame-duck period now", sig)
-			cancelDrain()
-			return &LameDuckError{Expired: true, Err: ru.closeAndWait(shutdownDone)}
-		}
-	}
-}
-
-func (ru *run) drained(start time.Time) error {
-	if ru.serveErr != nil {
-		ru.logf("lameduck: drained in %v; Serve failed: %v", time.Since(start), ru.serveErr)
-	} else {
-		ru.logf("lameduck: drained in %v", time.Since(start))
-	}
-	return ru.serveErr
-}
-
-// drain runs the pre-shutdown steps and then Shutdown, all under ctx.
-func (ru *run) drain(ctx context.Context) error {
-	for i, step := range ru.cfg.steps {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		name := fmt.Sprintf("pre-shutdown step %d of %d", i+1, len(ru.cfg.steps))
-		if err := ru.guard(name, func() error { return step(ctx) }); err != nil {
-			ru.logf("lameduck: %s failed: %v", name, err)
-		}
-	}
-	// Steps that used up the budget leave nothing for Shutdown: Run is
-	// already on its way to Close, and Shutdown would only race it.
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return ru.guard("Shutdown", func() error { return ru.svr.Shutdown(ctx) })
-}
-
-// closeAndWait cancels Serve's context, calls Close, and waits for Close,
-// for Serve and, when shutdownDone is not nil, for Shutdown to return, for at
-// most closeGrace. It returns Close's error, joined with an error naming any
-// method that was still running when the grace ran out.
-func (ru *run) closeAndWait(shutdownDone <-chan error) error {
-	ru.cancelServe()
-	closeDone := make(chan error, 1)
-	go func() { closeDone <- ru.guard("Close", ru.svr.Close) }()
-
-	grace := time.NewTimer(closeGrace)
-	defer grace.Stop()
-	var closeErr error
-	for closeDone != nil || shutdownDone != nil || ru.serveDone != nil {
-		select {
-		case closeErr = <-closeDone:
-			closeDone = nil
-			if closeErr != nil {
-				ru.logf("lameduck: Close failed: %v", closeErr)
-			} else {
-				ru.logf("lameduck: server closed")
-			}
-		case <-shutdownDone:
-			shutdownDone = nil
-		case <-ru.serveDone:
-			ru.serveDone = nil
-		case <-grace.C:
-			var stuck []string
-			if closeDone != nil {
-				stuck = append(stuck, "Close")
-			}
-			if shutdownDone != nil {
-				stuck = append(stuck, "Shutdown")
-			}
-			if ru.serveDone != nil {
-				stuck = append(stuck, "Serve")
-			}
-			list := strings.Join(stuck, ", ")
-			if i := strings.LastIndex(list, ", "); i >= 0 {
-				list = list[:i] + " and " + list[i+2:]
-			}
-			err := fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, closeGrace)
-			ru.logf("%v", err)
-			return errors.Join(closeErr, err)
-		}
-	}
-	return closeErr
 }

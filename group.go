@@ -1,0 +1,170 @@
+package lameduck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// Group makes one [Server] of several, so that they run under one [Runner]
+// and share one lame-duck period: an HTTP front end and the worker it feeds,
+// say.
+//
+// Serve runs every member's Serve at once. If one fails, the others are
+// closed, and Serve returns the failure (joined with any other member's
+// error). It returns nil once every member's Serve has returned nil.
+//
+// List members in the order they depend on each other, as they would be
+// started: a worker before the HTTP front end that feeds it. Shutdown shuts
+// them down one after the other in reverse order, so the front end has
+// stopped taking requests before the worker is drained. Every member gets
+// the same context, and so the same deadline; an error does not stop the
+// rest, and all errors are joined. Close closes every member.
+//
+// When members have a method Ready() <-chan struct{} (as [HTTPServer] has),
+// so has the Group, closed once all of them are ready; a Runner waits for it.
+//
+// A nil member, or one built from invalid input, makes NewRunner and Serve
+// fail. A panic in a member's method is returned as an error.
+func Group(servers ...Server) Server { return newGroup(false, servers) }
+
+// ParallelGroup is like [Group] but its Shutdown shuts every member down at
+// the same time, for members that do not depend on each other.
+func ParallelGroup(servers ...Server) Server { return newGroup(true, servers) }
+
+type group struct {
+	members  []Server
+	parallel bool
+	err      error // what was wrong with the members, if anything
+	ready    chan struct{}
+
+	mu      sync.Mutex
+	started bool
+}
+
+func newGroup(parallel bool, servers []Server) *group {
+	g := &group{members: append([]Server(nil), servers...), parallel: parallel, ready: make(chan struct{})}
+	for i, m := range g.members {
+		if err := checkServer(m); err != nil {
+			g.err = fmt.Errorf("lameduck: Group: server %d: %s", i, strings.TrimPrefix(err.Error(), "lameduck: "))
+			break
+		}
+	}
+	return g
+}
+
+func (g *group) validate() error { return g.err }
+
+// Ready returns a channel closed once every member is serving and every
+// member with a Ready method is ready.
+func (g *group) Ready() <-chan struct{} { return g.ready }
+
+func (g *group) Serve(ctx context.Context) error {
+	if g.err != nil {
+		return g.err
+	}
+	g.mu.Lock()
+	if g.started {
+		g.mu.Unlock()
+		return errors.New("lameduck: Group's Serve called more than once")
+	}
+	g.started = true
+	g.mu.Unlock()
+
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(g.members))
+	var pending []<-chan struct{} // members' Ready channels not yet closed
+	for i, m := range g.members {
+		go func() {
+			results <- result{i, call(fmt.Sprintf("Serve of server %d", i), func() error { return m.Serve(ctx) })}
+		}()
+		if r, ok := m.(interface{ Ready() <-chan struct{} }); ok {
+			pending = append(pending, r.Ready())
+		}
+	}
+
+	var errs []error
+	closing := false
+	ready := g.ready
+	for left := len(g.members); left > 0; {
+		var next <-chan struct{}
+		if len(pending) > 0 {
+			next = pending[0]
+		} else if ready != nil {
+			close(ready)
+			ready = nil
+		}
+		select {
+		case <-next:
+			pending = pending[1:]
+		case r := <-results:
+			left--
+			if r.err == nil {
+				continue
+			}
+			errs = append(errs, r.err)
+			if !closing {
+				closing = true
+				for j, m := range g.members {
+					if j != r.i {
+						_ = call(fmt.Sprintf("Close of server %d", j), m.Close)
+					}
+				}
+			}
+		}
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+func (g *group) Shutdown(ctx context.Context) error {
+	if g.err != nil {
+		return g.err
+	}
+	errs := make([]error, len(g.members))
+	shutdown := func(i int) {
+		errs[i] = call(fmt.Sprintf("Shutdown of server %d", i), func() error { return g.members[i].Shutdown(ctx) })
+	}
+	if g.parallel {
+		var wg sync.WaitGroup
+		for i := range g.members {
+			wg.Go(func() { shutdown(i) })
+		}
+		wg.Wait()
+	} else {
+		for i := len(g.members) - 1; i >= 0; i-- {
+			shutdown(i)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (g *group) Close() error {
+	if g.err != nil {
+		return g.err
+	}
+	var errs []error
+	for i := len(g.members) - 1; i >= 0; i-- {
+		errs = append(errs, call(fmt.Sprintf("Close of server %d", i), g.members[i].Close))
+	}
+	return errors.Join(errs...)
+}
+
+// call runs f, turning a panic into an error. Group needs its own recovery:
+// member methods run on goroutines the Runner's guard does not cover, and a
+// panic in one member's Shutdown must not skip the others.
+func call(what string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError(what, p)
+		}
+	}()
+	return f()
+}
