@@ -19,8 +19,11 @@ type HTTPServer struct {
 	bound    bool                        // Serve is past binding: the accept loop runs or never will
 	addr     net.Addr                    // the bound address
 	conns    map[net.Conn]http.ConnState // every connection net/http has told us of
-	busy     int                         // connections in StateNew or StateActive
-	quiet    chan struct{}               // made by Shutdown; closed once bound and busy == 0
+	busy     int                         // connections in StateActive
+	handlers int                         // calls of the handler in progress
+	tracked  map[net.Conn]bool           // connections registered with Track
+	closed   bool                        // Close has been called
+	quiet    chan struct{}               // made by Shutdown; closed once bound and nothing is busy
 }
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
@@ -45,7 +48,7 @@ type HTTPServer struct {
 // methods yourself, or change it while it runs. When srv.BaseContext is nil,
 // requests' contexts carry the values of the context given to Serve.
 func FromHTTP(srv *http.Server) *HTTPServer {
-	return &HTTPServer{srv: srv, ready: make(chan struct{}), conns: map[net.Conn]http.ConnState{}}
+	return &HTTPServer{srv: srv, ready: make(chan struct{}), conns: map[net.Conn]http.ConnState{}, tracked: map[net.Conn]bool{}}
 }
 
 func (h *HTTPServer) validate() error {
@@ -100,6 +103,19 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 			userHook(c, st)
 		}
 	}
+	// Counting handler calls covers a connection the handler has hijacked:
+	// net/http forgets it (StateHijacked), but the drain still waits for the
+	// handler to return, or to hand the connection to Track.
+	inner := h.srv.Handler
+	h.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.enter()
+		defer h.leave()
+		if inner == nil {
+			http.DefaultServeMux.ServeHTTP(w, r)
+		} else {
+			inner.ServeHTTP(w, r)
+		}
+	})
 	if h.srv.BaseContext == nil {
 		h.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	}
@@ -177,7 +193,7 @@ func isBusy(st http.ConnState) bool { return st == http.StateActive }
 // checkQuiet closes h.quiet once nothing can need a response any more. The
 // caller holds h.mu.
 func (h *HTTPServer) checkQuiet() {
-	if h.quiet == nil || !h.bound || h.busy > 0 {
+	if h.quiet == nil || !h.bound || h.busy > 0 || h.handlers > 0 || len(h.tracked) > 0 {
 		return
 	}
 	select {
@@ -253,11 +269,64 @@ func (h *HTTPServer) closeIdle() {
 }
 
 // Close closes the listener and every connection at once, like
-// [http.Server.Close].
+// [http.Server.Close], and also the connections registered with Track.
 func (h *HTTPServer) Close() error {
 	if err := h.validate(); err != nil {
 		return err
 	}
 	h.beginStopping()
-	return h.srv.Close()
+	err := h.srv.Close()
+	h.mu.Lock()
+	h.closed = true
+	for c := range h.tracked {
+		c.Close()
+	}
+	h.mu.Unlock()
+	return err
+}
+
+func (h *HTTPServer) enter() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.handlers++
+}
+
+func (h *HTTPServer) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.handlers--
+	h.checkQuiet()
+}
+
+// Track registers a connection that a handler has taken over from net/http
+// (with [http.Hijacker], as WebSocket libraries do) and that outlives the
+// handler's call. Until release is called, the drain waits for it as for a
+// request in flight, and Close closes it. Call release once the connection is
+// finished with; calling it again does nothing.
+//
+// net/http cannot tell a hijacked connection that the drain has begun; to
+// learn it, register a function with the server's RegisterOnShutdown, which
+// Shutdown calls at its start, and have it ask the connection's owner to
+// finish (send a close frame, say). A handler that keeps its hijacked
+// connection only while it runs need not call Track: the drain already waits
+// for the handler to return.
+//
+// Track after Close closes conn at once.
+func (h *HTTPServer) Track(conn net.Conn) (release func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		conn.Close()
+		return func() {}
+	}
+	h.tracked[conn] = true
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			delete(h.tracked, conn)
+			h.checkQuiet()
+		})
+	}
 }

@@ -3,6 +3,8 @@ package lameduck
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -98,4 +100,90 @@ func TestDefaultLoggerIsGlog(t *testing.T) {
 	if _, ok := r.cfg.logger.(glogLogger); !ok {
 		t.Errorf("default logger is %T, want glogLogger", r.cfg.logger)
 	}
+}
+
+// slogRecorder is a slog.Handler that keeps each record's message and
+// attributes (times left out, so they compare).
+type slogRecorder struct {
+	mu      *sync.Mutex
+	records *[]string
+}
+
+func newSlogRecorder() slogRecorder {
+	return slogRecorder{mu: &sync.Mutex{}, records: new([]string)}
+}
+
+func (h slogRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h slogRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h slogRecorder) WithGroup(string) slog.Handler            { return h }
+func (h slogRecorder) Handle(_ context.Context, r slog.Record) error {
+	line := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.records = append(*h.records, line)
+	return nil
+}
+
+func (h slogRecorder) all() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), *h.records...)
+}
+
+func TestWithSlog(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(s *fakeServer)
+		opts  []Option
+		act   func(h *harness)
+		want  []string
+	}{{
+		name:  "a signal, a failing step and a clean drain",
+		setup: func(s *fakeServer) { s.drain = 1500 * time.Millisecond },
+		opts:  []Option{WithPreShutdown(func(context.Context) error { return errors.New("no registry") })},
+		act:   sendSignal,
+		want: []string{
+			"INFO lameduck: serving signals=[interrupt terminated]",
+			"INFO lameduck: entering lame-duck mode trigger=signal signal=terminated period=3s",
+			"WARN lameduck: pre-shutdown step failed step=1 steps=1 error=no registry",
+			"INFO lameduck: drained took=1.5s",
+		},
+	}, {
+		name:  "a context trigger and an expiry",
+		setup: func(s *fakeServer) { s.drain = time.Hour },
+		act:   cancelCtx,
+		want: []string{
+			"INFO lameduck: serving signals=[interrupt terminated]",
+			"INFO lameduck: entering lame-duck mode trigger=context cause=context canceled period=3s",
+			"WARN lameduck: lame-duck period expired period=3s",
+			"INFO lameduck: server closed",
+		},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := newSlogRecorder()
+				s := newFakeServer()
+				c.setup(s)
+				h := start(t, s, append(c.opts, WithSlog(slog.New(rec)))...)
+				c.act(h)
+				<-h.done
+				if diff := cmp.Diff(c.want, rec.all()); diff != "" {
+					t.Errorf("records (-want +got):\n%s", diff)
+				}
+				if lines := h.log.all(); len(lines) != 0 {
+					t.Errorf("the Logger got %q as well; WithSlog should replace it", lines)
+				}
+			})
+		})
+	}
+	t.Run("nil is an error", func(t *testing.T) {
+		if _, err := NewRunner(newFakeServer(), WithSlog(nil)); err == nil {
+			t.Error("NewRunner accepted WithSlog(nil)")
+		}
+	})
 }
