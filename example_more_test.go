@@ -1,0 +1,216 @@
+package lameduck_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/b583c413/lameduck"
+)
+
+// An HTTP front end and the worker it feeds, under one Runner and one
+// period. Members are listed in start order; Shutdown runs in reverse, so the
+// front end stops taking requests before the worker is drained.
+func ExampleGroup() {
+	jobs := make(chan string, 10)
+	handled := make(chan string, 10)
+	worker := lameduck.FromWorker(lameduck.ChanSource(jobs), func(ctx context.Context, job string) error {
+		handled <- job
+		return nil
+	})
+	front := lameduck.FromHTTP(&http.Server{
+		Addr: "127.0.0.1:0",
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			jobs <- r.URL.Query().Get("job")
+			fmt.Fprint(w, "queued")
+		}),
+	})
+	r, err := lameduck.NewRunner(lameduck.Group(worker, front), lameduck.WithoutLogger())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-r.Ready() // the worker is consuming and the front end is bound
+
+	resp, err := http.Get("http://" + front.Addr().String() + "/?job=thumbnail")
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println("front end said", string(body))
+	}
+	fmt.Println("worker handled", <-handled)
+	cancel()
+	fmt.Println("Run:", <-done)
+	// Output:
+	// front end said queued
+	// worker handled thumbnail
+	// Run: <nil>
+}
+
+// The Kubernetes wiring: /readyz fails the moment lame-duck mode begins, the
+// server keeps serving while endpoints are updated, then it drains. Give the
+// period room for the delay and the drain.
+func ExampleReadiness() {
+	var ready lameduck.Readiness
+	mux := http.NewServeMux()
+	mux.Handle("/readyz", &ready)
+	h := lameduck.FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: mux})
+
+	probe := func() {
+		resp, err := http.Get("http://" + h.Addr().String() + "/readyz")
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%d %q\n", resp.StatusCode, body)
+	}
+	probeInDelay := func(context.Context) error { probe(); return nil }
+
+	r, _ := lameduck.NewRunner(h, lameduck.WithoutLogger(), lameduck.Period(15*time.Second),
+		lameduck.WithPreShutdown(lameduck.Chain(ready.Fail, lameduck.Delay(10*time.Millisecond), probeInDelay)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-r.Ready()
+	probe()
+	cancel()
+	fmt.Println("Run:", <-done)
+	// Output:
+	// 200 "ok"
+	// 503 "lame duck\n"
+	// Run: <nil>
+}
+
+// grpcStub stands in for *grpc.Server, which has the same three methods.
+type grpcStub struct{ stopped chan struct{} }
+
+func (s *grpcStub) Serve(ln net.Listener) error { <-s.stopped; return nil }
+func (s *grpcStub) GracefulStop()               { fmt.Println("GracefulStop"); close(s.stopped) }
+func (s *grpcStub) Stop()                       { fmt.Println("Stop") }
+
+func ExampleFromGRPC() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	s := &grpcStub{stopped: make(chan struct{})} // grpc.NewServer() in a real program
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	fmt.Println("Run:", lameduck.Run(ctx, lameduck.FromGRPC(s, ln), lameduck.WithoutLogger()))
+	// Output:
+	// GracefulStop
+	// Run: <nil>
+}
+
+func ExampleWithSlog() {
+	// Leave out the time and the drain's duration, so the output is stable.
+	handler := slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == "took" {
+				return slog.Attr{}
+			}
+			return a
+		},
+	})
+	stop := make(chan struct{})
+	srv := lameduck.ServerFuncs{
+		ServeFunc:    func(context.Context) error { <-stop; return nil },
+		ShutdownFunc: func(context.Context) error { close(stop); return nil },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	lameduck.Run(ctx, srv, lameduck.WithSlog(slog.New(handler)), lameduck.Signals())
+	// Output:
+	// level=INFO msg="lameduck: serving" signals=[]
+	// level=INFO msg="lameduck: entering lame-duck mode" trigger=context cause="context canceled" period=3s
+	// level=INFO msg="lameduck: drained"
+}
+
+func ExampleRunner_State() {
+	stop := make(chan struct{})
+	srv := lameduck.ServerFuncs{
+		ServeFunc:    func(context.Context) error { <-stop; return nil },
+		ShutdownFunc: func(context.Context) error { close(stop); return nil },
+	}
+	r, _ := lameduck.NewRunner(srv, lameduck.WithoutLogger())
+	fmt.Println(r.State())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	<-r.Ready()
+	fmt.Println(r.State())
+	cancel()
+	<-r.LameDuck() // closed when lame-duck mode begins
+	<-done
+	fmt.Println(r.State())
+	// Output:
+	// not started
+	// running
+	// stopped
+}
+
+// A handler that upgrades to a long-lived protocol hands the connection to
+// Track, and hears of the drain through RegisterOnShutdown.
+func ExampleHTTPServer_Track() {
+	srv := &http.Server{Addr: "127.0.0.1:0"}
+	draining := make(chan struct{})
+	srv.RegisterOnShutdown(func() { close(draining) })
+	var h *lameduck.HTTPServer
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		release := h.Track(conn)
+		go func() { // the connection outlives the handler
+			defer release()
+			defer conn.Close()
+			fmt.Fprintln(conn, "streaming")
+			<-draining
+			fmt.Fprintln(conn, "goodbye")
+		}()
+	})
+	h = lameduck.FromHTTP(srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lameduck.Run(ctx, h, lameduck.WithoutLogger()) }()
+	<-h.Ready()
+
+	conn, _ := net.Dial("tcp", h.Addr().String())
+	defer conn.Close()
+	fmt.Fprint(conn, "GET /stream HTTP/1.1\r\nHost: example\r\n\r\n")
+	buf := make([]byte, len("streaming\n"))
+	io.ReadFull(conn, buf)
+	fmt.Print(string(buf))
+	cancel()
+	rest, _ := io.ReadAll(conn) // the drain waits for the goodbye
+	fmt.Print(string(rest))
+	fmt.Println("Run:", <-done)
+	// Output:
+	// streaming
+	// goodbye
+	// Run: <nil>
+}
+
+func ExampleExitCode() {
+	fmt.Println(lameduck.ExitCode(nil))
+	fmt.Println(lameduck.ExitCode(&lameduck.LameDuckError{Expired: true}))
+	fmt.Println(lameduck.ExitCode(errors.New("listen tcp :80: bind: permission denied")))
+	// In main: os.Exit(lameduck.ExitCode(lameduck.Run(ctx, srv)))
+	// Output:
+	// 0
+	// 2
+	// 1
+}
