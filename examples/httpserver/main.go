@@ -9,12 +9,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/b583c413/lameduck"
@@ -32,7 +30,7 @@ func main() {
 }
 
 func run(addr string, period, drainDelay time.Duration) int {
-	var ready atomic.Bool
+	var ready lameduck.Readiness
 	srv := &http.Server{
 		Addr:              addr,
 		Handler:           routes(&ready),
@@ -40,16 +38,15 @@ func run(addr string, period, drainDelay time.Duration) int {
 	}
 	h := lameduck.FromHTTP(srv)
 
-	failReadiness := func(context.Context) error {
-		ready.Store(false)
-		glog.Infof("/readyz now answers 503")
+	announce := func(context.Context) error {
+		glog.Infof("/readyz now answers 503; serving for %v more while load balancers notice", drainDelay)
 		return nil
 	}
 	r, err := lameduck.NewRunner(h,
 		// The drain delay is spent inside the lame-duck budget, so the
 		// budget is the delay plus the time allowed for the drain itself.
 		lameduck.Period(drainDelay+period),
-		lameduck.WithPreShutdown(lameduck.Chain(failReadiness, delay(drainDelay))),
+		lameduck.WithPreShutdown(lameduck.Chain(ready.Fail, announce, lameduck.Delay(drainDelay))),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -61,8 +58,7 @@ func run(addr string, period, drainDelay time.Duration) int {
 	select {
 	case <-r.Ready():
 		// The port is bound and SIGTERM is handled: only now is it safe to
-		// say so, and to report ready to a probe.
-		ready.Store(true)
+		// say so.
 		fmt.Printf("listening on %s\n", h.Addr())
 		err = <-done
 	case err = <-done:
@@ -74,7 +70,7 @@ func run(addr string, period, drainDelay time.Duration) int {
 	return lameduck.ExitCode(err)
 }
 
-func routes(ready *atomic.Bool) http.Handler {
+func routes(ready *lameduck.Readiness) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "hello")
@@ -95,31 +91,6 @@ func routes(ready *atomic.Bool) http.Handler {
 		case <-r.Context().Done(): // the client left, or the server was closed
 		}
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "lame duck", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprint(w, "ok")
-	})
+	mux.Handle("GET /readyz", ready)
 	return mux
-}
-
-// delay is a pre-shutdown step that waits d, or until the drain's budget
-// runs out.
-func delay(d time.Duration) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if d <= 0 {
-			return nil
-		}
-		glog.Infof("serving for %v more while load balancers notice", d)
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return errors.Join(errors.New("drain delay cut short"), ctx.Err())
-		}
-	}
 }
