@@ -1,0 +1,171 @@
+package lameduck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// workerCase is one FromWorker scenario decoded from fuzz bytes.
+type workerCase struct {
+	items     int
+	n         int
+	pull      time.Duration   // how long each call of next takes (it honours ctx)
+	work      []time.Duration // per item
+	outcome   []int           // per item: 0 ok, 1 error, 2 panic
+	triggerAt time.Duration   // 0: no trigger
+	period    time.Duration
+}
+
+func decodeWorker(data []byte) workerCase {
+	i := 0
+	next := func(n int) int {
+		if i >= len(data) {
+			return 0
+		}
+		v := int(data[i]) % n
+		i++
+		return v
+	}
+	c := workerCase{
+		items:  next(40),
+		n:      1 + next(6),
+		pull:   time.Duration(next(3)) * 7 * time.Millisecond,
+		period: time.Duration(1+next(10)) * 100 * time.Millisecond,
+	}
+	if t := next(20); t > 0 {
+		c.triggerAt = time.Duration(t)*50*time.Millisecond + time.Microsecond
+	}
+	for range c.items {
+		c.work = append(c.work, time.Duration(next(30))*10*time.Millisecond+3*time.Microsecond)
+		o := 0
+		switch next(16) {
+		case 0:
+			o = 1
+		case 1:
+			o = 2
+		}
+		c.outcome = append(c.outcome, o)
+	}
+	return c
+}
+
+func runWorkerCase(t *testing.T, c workerCase) {
+	t.Helper()
+	synctest.Test(t, func(t *testing.T) {
+		l := &ledger{}
+		pulledN := 0
+		next := func(ctx context.Context) (int, error) {
+			l.enter(&l.pulling, &l.maxPull)
+			defer l.leave(&l.pulling)
+			if pulledN == c.items {
+				return 0, io.EOF
+			}
+			if c.pull > 0 {
+				select {
+				case <-time.After(c.pull):
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				}
+			}
+			l.mu.Lock()
+			l.pulled = append(l.pulled, pulledN)
+			l.mu.Unlock()
+			pulledN++
+			return pulledN - 1, nil
+		}
+		handle := func(ctx context.Context, item int) error {
+			l.enter(&l.handling, &l.maxHand)
+			defer l.leave(&l.handling)
+			defer func() {
+				l.mu.Lock()
+				l.handled = append(l.handled, item)
+				l.mu.Unlock()
+			}()
+			select {
+			case <-time.After(c.work[item]):
+			case <-ctx.Done(): // Close: cancelled, but still counts as handled once
+				return ctx.Err()
+			}
+			switch c.outcome[item] {
+			case 1:
+				return fmt.Errorf("item %d failed", item)
+			case 2:
+				panic(fmt.Sprintf("item %d panicked", item))
+			}
+			return nil
+		}
+		h := start(t, FromWorker(next, handle, Concurrency(c.n)), Period(c.period), WithoutLogger())
+		begin := time.Now()
+		if c.triggerAt > 0 {
+			time.AfterFunc(c.triggerAt, func() { sendSignal(h) })
+		}
+		err := <-h.done
+		elapsed := time.Since(begin)
+		describe := fmt.Sprintf("case %+v: Run = %v after %v", c, err, elapsed)
+
+		l.check(t)
+		if l.maxHand > c.n {
+			t.Errorf("%d handlers ran at once, want at most %d\n%s", l.maxHand, c.n, describe)
+		}
+		if c.triggerAt > 0 && elapsed > c.triggerAt+c.period+closeGrace {
+			t.Errorf("Run outlived trigger + period + grace\n%s", describe)
+		}
+		failed := false
+		for _, item := range l.handled {
+			if c.outcome[item] != 0 {
+				failed = true
+			}
+		}
+		if c.triggerAt == 0 && !failed {
+			// No trigger, nothing failed: the source ran dry and every item
+			// was handled.
+			if err != nil || len(l.handled) != c.items {
+				t.Errorf("handled %d of %d items\n%s", len(l.handled), c.items, describe)
+			}
+		}
+		var lde *LameDuckError
+		if err != nil && !errors.As(err, &lde) && !failed {
+			t.Errorf("Run failed although no handler did\n%s", describe)
+		}
+	})
+}
+
+func FuzzWorker(f *testing.F) {
+	for _, seed := range [][]byte{
+		{},
+		{10, 0, 0, 0, 0},               // 10 items, one at a time, no trigger
+		{20, 3, 1, 2, 5},               // 4 loops, trigger at 250ms
+		{30, 5, 2, 0, 3, 29, 3, 29, 3}, // long items outlast a short period
+		{8, 1, 0, 9, 0, 5, 0, 5, 1, 5}, // an item fails
+		{8, 1, 0, 9, 0, 5, 1, 5, 2, 5}, // an item panics
+		{39, 5, 1, 9, 19, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		runWorkerCase(t, decodeWorker(data))
+	})
+}
+
+func TestWorkerStress(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 100
+	}
+	rng := newRand(7)
+	for i := range n {
+		data := make([]byte, 48)
+		for j := range data {
+			data[j] = byte(rng())
+		}
+		runWorkerCase(t, decodeWorker(data))
+		if t.Failed() {
+			t.Fatalf("case %d failed; its bytes: %v", i, data)
+		}
+	}
+}
