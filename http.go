@@ -14,16 +14,16 @@ type HTTPServer struct {
 	ready chan struct{}
 
 	mu       sync.Mutex
-	started  bool                        // Serve has been called
-	stopping bool                        // Shutdown or Close has been called
-	bound    bool                        // Serve is past binding: the accept loop runs or never will
-	addr     net.Addr                    // the bound address
-	conns    map[net.Conn]http.ConnState // every connection net/http has told us of
-	busy     int                         // connections in StateActive
-	handlers int                         // calls of the handler in progress
-	tracked  map[net.Conn]bool           // connections registered with Track
-	closed   bool                        // Close has been called
-	quiet    chan struct{}               // made by Shutdown; closed once bound and nothing is busy
+	started  bool                  // Serve has been called
+	stopping bool                  // Shutdown or Close has been called
+	bound    bool                  // Serve is past binding: the accept loop runs or never will
+	addr     net.Addr              // the bound address
+	conns    map[net.Conn]connInfo // every connection net/http has told us of
+	busy     int                   // connections in StateActive
+	handlers int                   // calls of the handler in progress
+	tracked  map[net.Conn]bool     // connections registered with Track
+	closed   bool                  // Close has been called
+	quiet    chan struct{}         // made by Shutdown; closed once bound and nothing is busy
 }
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
@@ -37,7 +37,10 @@ type HTTPServer struct {
 // back off to one every 500 ms; FromHTTP instead follows every connection's
 // state, which it learns by wrapping srv.ConnState (a hook you set is still
 // called). Connections that are idle, or that were opened but have sent
-// nothing, do not hold the drain up.
+// nothing, do not hold the drain up. HTTP/2 connections are the exception:
+// they hold it until net/http closes them, which for one idle at the stop is
+// up to a second after the GOAWAY that Shutdown sends (as with net/http's own
+// Shutdown), because closing one early could cut off its last response.
 //
 // Like net/http's Shutdown, the drain finishes requests that have reached
 // their handler; a request that reaches the server after the drain began is
@@ -48,7 +51,7 @@ type HTTPServer struct {
 // methods yourself, or change it while it runs. When srv.BaseContext is nil,
 // requests' contexts carry the values of the context given to Serve.
 func FromHTTP(srv *http.Server) *HTTPServer {
-	return &HTTPServer{srv: srv, ready: make(chan struct{}), conns: map[net.Conn]http.ConnState{}, tracked: map[net.Conn]bool{}}
+	return &HTTPServer{srv: srv, ready: make(chan struct{}), conns: map[net.Conn]connInfo{}, tracked: map[net.Conn]bool{}}
 }
 
 func (h *HTTPServer) validate() error {
@@ -163,46 +166,6 @@ func (h *HTTPServer) markBound(ln net.Listener) bool {
 	return false
 }
 
-// track follows one connection's state; net/http calls it through ConnState.
-func (h *HTTPServer) track(c net.Conn, st http.ConnState) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if old, ok := h.conns[c]; ok && isBusy(old) {
-		h.busy--
-	}
-	switch st {
-	case http.StateClosed, http.StateHijacked:
-		delete(h.conns, c)
-	default:
-		h.conns[c] = st
-		if isBusy(st) {
-			h.busy++
-		}
-	}
-	h.checkQuiet()
-}
-
-// isBusy reports whether a connection in state st may still be owed a
-// response: only an active one. A new connection is not, even if its first
-// request is on the wire: once Shutdown has begun, net/http drops a request
-// whose header it finishes reading (it closes the connection without a
-// response), so waiting for one would only let a client that connected and
-// never sent anything hold the drain up until the period ends.
-func isBusy(st http.ConnState) bool { return st == http.StateActive }
-
-// checkQuiet closes h.quiet once nothing can need a response any more. The
-// caller holds h.mu.
-func (h *HTTPServer) checkQuiet() {
-	if h.quiet == nil || !h.bound || h.busy > 0 || h.handlers > 0 || len(h.tracked) > 0 {
-		return
-	}
-	select {
-	case <-h.quiet:
-	default:
-		close(h.quiet)
-	}
-}
-
 // Shutdown stops accepting connections, closes idle ones, and waits until
 // every request in flight has been answered; then it closes the connections
 // that are left (all idle) and returns nil. If ctx ends first it returns
@@ -244,30 +207,6 @@ func (h *HTTPServer) beginStopping() {
 	}
 }
 
-// quietChan returns a channel that is closed once no connection is busy.
-func (h *HTTPServer) quietChan() <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.quiet == nil {
-		h.quiet = make(chan struct{})
-		h.checkQuiet()
-	}
-	return h.quiet
-}
-
-// closeIdle closes the connections left once the server is quiet: idle
-// keep-alive connections that went idle just before Shutdown began, and new
-// connections that have not sent a request (net/http would drop it now).
-func (h *HTTPServer) closeIdle() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for c, st := range h.conns {
-		if st == http.StateIdle || st == http.StateNew {
-			c.Close()
-		}
-	}
-}
-
 // Close closes the listener and every connection at once, like
 // [http.Server.Close], and also the connections registered with Track.
 func (h *HTTPServer) Close() error {
@@ -283,50 +222,4 @@ func (h *HTTPServer) Close() error {
 	}
 	h.mu.Unlock()
 	return err
-}
-
-func (h *HTTPServer) enter() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.handlers++
-}
-
-func (h *HTTPServer) leave() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.handlers--
-	h.checkQuiet()
-}
-
-// Track registers a connection that a handler has taken over from net/http
-// (with [http.Hijacker], as WebSocket libraries do) and that outlives the
-// handler's call. Until release is called, the drain waits for it as for a
-// request in flight, and Close closes it. Call release once the connection is
-// finished with; calling it again does nothing.
-//
-// net/http cannot tell a hijacked connection that the drain has begun; to
-// learn it, register a function with the server's RegisterOnShutdown, which
-// Shutdown calls at its start, and have it ask the connection's owner to
-// finish (send a close frame, say). A handler that keeps its hijacked
-// connection only while it runs need not call Track: the drain already waits
-// for the handler to return.
-//
-// Track after Close closes conn at once.
-func (h *HTTPServer) Track(conn net.Conn) (release func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		conn.Close()
-		return func() {}
-	}
-	h.tracked[conn] = true
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			delete(h.tracked, conn)
-			h.checkQuiet()
-		})
-	}
 }
