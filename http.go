@@ -47,6 +47,12 @@ type HTTPServer struct {
 // refused or dropped. Fail a readiness probe and give load balancers time to
 // stop sending before the drain ([WithPreShutdown]).
 //
+// FromHTTP does not set a ReadHeaderTimeout for you. A connection that has
+// sent nothing does not need one, since it does not hold the drain up; one
+// that sends a request header slowly does (net/http counts it active), until
+// the period ends. Set srv.ReadHeaderTimeout, as any server facing the
+// internet should, to bound that too.
+//
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
 // methods yourself, or change it while it runs. When srv.BaseContext is nil,
 // requests' contexts carry the values of the context given to Serve.
