@@ -11,9 +11,11 @@
 // Anything with Serve, Shutdown and Close methods shaped like
 // [net/http.Server]'s can be run. [FromHTTP] adapts an *http.Server,
 // [FromWorker] turns a pull-based queue consumer into a Server, and
-// [ServerFuncs] builds one from closures. [WithPreShutdown] and [Chain] add
-// steps that run before the drain, such as failing a readiness probe and
-// waiting for a load balancer to notice.
+// [FromGRPC] bounds a gRPC server's GracefulStop, [ServerFuncs] builds a
+// Server from closures, and [Group] runs several under one period.
+// [WithPreShutdown] and [Chain] add steps that run before the drain, such as
+// failing a [Readiness] probe and waiting ([Delay]) for load balancers to
+// notice.
 //
 // A complete HTTP service that drains for up to ten seconds on SIGTERM:
 //
