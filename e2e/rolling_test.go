@@ -164,7 +164,7 @@ func rollingRestart(t *testing.T, drainDelay time.Duration) (sent, failed int, e
 }
 
 func TestRollingRestart(t *testing.T) {
-	const drainDelay = 200 * time.Millisecond // four health-check intervals
+	const drainDelay = 300 * time.Millisecond // six health-check intervals, three freshness windows
 	sent, failed, examples := rollingRestart(t, drainDelay)
 	t.Logf("drain-delay %v: %d requests through the proxy, %d failed", drainDelay, sent, failed)
 	if failed > 0 {
