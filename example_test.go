@@ -17,9 +17,11 @@ import (
 // example cancels the context itself, which takes the same path.
 func ExampleRun() {
 	stop := make(chan struct{})
+	started := make(chan struct{})
 	srv := lameduck.ServerFuncs{
 		ServeFunc: func(context.Context) error {
 			fmt.Println("serving")
+			close(started)
 			<-stop
 			return nil
 		},
@@ -37,8 +39,9 @@ func ExampleRun() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		<-r.Ready()
-		cancel() // stands in for SIGTERM
+		<-r.Ready() // signal handlers are in and Serve has been called
+		<-started   // (only so that the output below comes in order)
+		cancel()    // stands in for SIGTERM
 	}()
 	fmt.Println("Run:", r.Run(ctx))
 	// Output:

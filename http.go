@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // HTTPServer runs an [*http.Server] as a [Server]; make one with [FromHTTP].
@@ -24,6 +25,7 @@ type HTTPServer struct {
 	tracked  map[net.Conn]bool     // connections registered with Track
 	closed   bool                  // Close has been called
 	quiet    chan struct{}         // made by Shutdown; closed once bound and nothing is busy
+	h2Idle   chan struct{}         // a token whenever an HTTP/2 connection goes idle
 }
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
@@ -37,10 +39,9 @@ type HTTPServer struct {
 // back off to one every 500 ms; FromHTTP instead follows every connection's
 // state, which it learns by wrapping srv.ConnState (a hook you set is still
 // called). Connections that are idle, or that were opened but have sent
-// nothing, do not hold the drain up. HTTP/2 connections are the exception:
-// they hold it until net/http closes them, which for one idle at the stop is
-// up to a second after the GOAWAY that Shutdown sends (as with net/http's own
-// Shutdown), because closing one early could cut off its last response.
+// nothing, do not hold the drain up; an idle HTTP/2 connection is closed
+// once it has been idle for a tenth of a second, since its last frames may
+// still be on their way out when net/http reports it idle.
 //
 // Like net/http's Shutdown, the drain finishes requests that have reached
 // their handler; a request that reaches the server after the drain began is
@@ -57,7 +58,8 @@ type HTTPServer struct {
 // methods yourself, or change it while it runs. When srv.BaseContext is nil,
 // requests' contexts carry the values of the context given to Serve.
 func FromHTTP(srv *http.Server) *HTTPServer {
-	return &HTTPServer{srv: srv, ready: make(chan struct{}), conns: map[net.Conn]connInfo{}, tracked: map[net.Conn]bool{}}
+	return &HTTPServer{srv: srv, ready: make(chan struct{}), conns: map[net.Conn]connInfo{}, tracked: map[net.Conn]bool{},
+		h2Idle: make(chan struct{}, 1)}
 }
 
 func (h *HTTPServer) validate() error {
@@ -193,13 +195,26 @@ func (h *HTTPServer) Shutdown(ctx context.Context) error {
 	if err := h.srv.Shutdown(kick); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	select {
-	case <-h.quietChan():
-	case <-ctx.Done():
-		return ctx.Err()
+	quiet := h.quietChan()
+	for {
+		// HTTP/2 connections are closed once they have been idle a moment
+		// (see h2Settle); the loop wakes when one goes idle or settles.
+		var settle <-chan time.Time
+		if at := h.closeSettledH2(); !at.IsZero() {
+			t := time.NewTimer(time.Until(at))
+			defer t.Stop()
+			settle = t.C
+		}
+		select {
+		case <-quiet:
+			h.closeIdle()
+			return nil
+		case <-settle:
+		case <-h.h2Idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	h.closeIdle()
-	return nil
 }
 
 // beginStopping marks the server as stopping, so that a Serve that has not

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // This file holds how HTTPServer follows its connections and handler calls,
@@ -15,19 +16,23 @@ func (h *HTTPServer) track(c net.Conn, st http.ConnState) {
 	// net/http reports a connection's states one at a time, from one
 	// goroutine, so the entry for c cannot change between the two locks.
 	h.mu.Lock()
-	old, known := h.conns[c]
+	old := h.conns[c]
 	h.mu.Unlock()
-	info := connInfo{state: st, h2: old.h2, checked: old.checked}
+	info := connInfo{state: st, since: time.Now(), h2: old.h2, checked: old.checked}
 	if !info.checked && (st == http.StateActive || st == http.StateIdle) {
 		info.h2, info.checked = isHTTP2(c), true
 	}
+	h.update(c, info)
+}
 
+// update records c's new state and recounts what is busy.
+func (h *HTTPServer) update(c net.Conn, info connInfo) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if known && old.busy() {
+	if old, known := h.conns[c]; known && old.busy() {
 		h.busy--
 	}
-	switch st {
+	switch info.state {
 	case http.StateClosed, http.StateHijacked:
 		delete(h.conns, c)
 	default:
@@ -35,15 +40,51 @@ func (h *HTTPServer) track(c net.Conn, st http.ConnState) {
 		if info.busy() {
 			h.busy++
 		}
+		if info.h2 && info.state == http.StateIdle {
+			select {
+			case h.h2Idle <- struct{}{}:
+			default:
+			}
+		}
 	}
 	h.checkQuiet()
+}
+
+// h2Settle is how long an HTTP/2 connection must have been idle before the
+// drain closes it. Its server reports it idle when its last stream closes,
+// which can be a moment before that stream's final frames are flushed; the
+// flush follows within microseconds, so this leaves a wide margin and still
+// drains far sooner than waiting for net/http to close the connection (a
+// second after its GOAWAY, unless the client closes it first).
+const h2Settle = 100 * time.Millisecond
+
+// closeSettledH2 closes the HTTP/2 connections that have been idle for
+// h2Settle, and returns when the next idle one will have settled (the zero
+// time if there is none).
+func (h *HTTPServer) closeSettledH2() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var next time.Time
+	now := time.Now()
+	for c, ci := range h.conns {
+		if !ci.h2 || ci.state != http.StateIdle {
+			continue
+		}
+		if settled := ci.since.Add(h2Settle); !settled.After(now) {
+			c.Close() // net/http then reports it closed
+		} else if next.IsZero() || settled.Before(next) {
+			next = settled
+		}
+	}
+	return next
 }
 
 // connInfo is what HTTPServer knows of one connection.
 type connInfo struct {
 	state   http.ConnState
-	h2      bool // HTTP/2 over TLS
-	checked bool // h2 has been worked out
+	since   time.Time // when it entered state
+	h2      bool      // HTTP/2 over TLS
+	checked bool      // h2 has been worked out
 }
 
 // busy reports whether the connection holds the drain up.
@@ -55,12 +96,11 @@ type connInfo struct {
 // only let a client that connected and never sent anything hold the drain
 // until the period ends.
 //
-// An HTTP/2 connection holds the drain until net/http closes it. Its server
+// An HTTP/2 connection holds the drain until it is closed. Its server
 // reports it idle as soon as its last stream is done, which can be before the
 // stream's final frames have been flushed, so closing it then could cut a
-// response short. net/http's HTTP/2 server closes it itself once the streams
-// are done and the client has seen the GOAWAY that Shutdown sends (at most a
-// second later, sooner when the client closes first).
+// response short; Shutdown closes it once it has been idle for h2Settle (see
+// closeSettledH2), unless net/http or the client closes it first.
 func (ci connInfo) busy() bool {
 	return ci.state == http.StateActive || ci.h2
 }

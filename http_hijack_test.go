@@ -76,8 +76,8 @@ func TestFromHTTPHijacked(t *testing.T) {
 			conn := hijack(t, w)
 			release := hs.Track(conn)
 			go func() { // the connection lives on after the handler returns
-				defer close(released)
 				defer release()
+				defer close(released) // before release, so the test sees it first
 				defer conn.Close()
 				<-finish
 				// Finishing takes a while; the drain must wait for it.
