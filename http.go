@@ -20,7 +20,7 @@ type HTTPServer struct {
 	bound    bool                  // Serve is past binding: the accept loop runs or never will
 	addr     net.Addr              // the bound address
 	conns    map[net.Conn]connInfo // every connection net/http has told us of
-	busy     int                   // connections in StateActive
+	busy     int                   // connections that hold the drain up (connInfo.busy)
 	handlers int                   // calls of the handler in progress
 	tracked  map[net.Conn]bool     // connections registered with Track
 	closed   bool                  // Close has been called
@@ -41,7 +41,10 @@ type HTTPServer struct {
 // called). Connections that are idle, or that were opened but have sent
 // nothing, do not hold the drain up; an idle HTTP/2 connection is closed
 // once it has been idle for a tenth of a second, since its last frames may
-// still be on their way out when net/http reports it idle.
+// still be on their way out when net/http reports it idle. The drain also
+// waits for calls of the handler in progress, so a handler that hijacks its
+// connection holds it up while it runs; see [HTTPServer.Track] for one that
+// hands the connection on.
 //
 // Like net/http's Shutdown, the drain finishes requests that have reached
 // their handler; a request that reaches the server after the drain began is
@@ -58,8 +61,13 @@ type HTTPServer struct {
 // methods yourself, or change it while it runs. When srv.BaseContext is nil,
 // requests' contexts carry the values of the context given to Serve.
 func FromHTTP(srv *http.Server) *HTTPServer {
-	return &HTTPServer{srv: srv, ready: make(chan struct{}), conns: map[net.Conn]connInfo{}, tracked: map[net.Conn]bool{},
-		h2Idle: make(chan struct{}, 1)}
+	return &HTTPServer{
+		srv:     srv,
+		ready:   make(chan struct{}),
+		conns:   map[net.Conn]connInfo{},
+		tracked: map[net.Conn]bool{},
+		h2Idle:  make(chan struct{}, 1),
+	}
 }
 
 func (h *HTTPServer) validate() error {
