@@ -156,15 +156,3 @@ func (g *group) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
-// call runs f, turning a panic into an error. Group needs its own recovery:
-// member methods run on goroutines the Runner's guard does not cover, and a
-// panic in one member's Shutdown must not skip the others.
-func call(what string, f func() error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = panicError(what, p)
-		}
-	}()
-	return f()
-}

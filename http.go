@@ -204,20 +204,20 @@ func (h *HTTPServer) Shutdown(ctx context.Context) error {
 		return err
 	}
 	quiet := h.quietChan()
+	settle := time.NewTimer(0)
+	defer settle.Stop()
 	for {
 		// HTTP/2 connections are closed once they have been idle a moment
 		// (see h2Settle); the loop wakes when one goes idle or settles.
-		var settle <-chan time.Time
+		settle.Stop()
 		if at := h.closeSettledH2(); !at.IsZero() {
-			t := time.NewTimer(time.Until(at))
-			defer t.Stop()
-			settle = t.C
+			settle.Reset(time.Until(at))
 		}
 		select {
 		case <-quiet:
 			h.closeIdle()
 			return nil
-		case <-settle:
+		case <-settle.C:
 		case <-h.h2Idle:
 		case <-ctx.Done():
 			return ctx.Err()

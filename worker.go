@@ -228,7 +228,7 @@ func (s *serving[T]) take() (item T, ok bool) {
 func (s *serving[T]) next() (item T, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = panicError("next", p)
+			err = newPanicError("next", p)
 		}
 	}()
 	return s.w.next(s.nextCtx)
@@ -237,7 +237,7 @@ func (s *serving[T]) next() (item T, err error) {
 func (s *serving[T]) handle(item T) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = panicError("handle", p)
+			err = newPanicError("handle", p)
 		}
 	}()
 	return s.w.handle(s.handleCtx, item)
