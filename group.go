@@ -12,9 +12,11 @@ import (
 // and share one lame-duck period: an HTTP front end and the worker it feeds,
 // say.
 //
-// Serve runs every member's Serve at once. If one fails, the others are
-// closed, and Serve returns the failure (joined with any other member's
-// error). It returns nil once every member's Serve has returned nil.
+// Serve runs every member's Serve at once. If one fails before the Group is
+// shut down, the others are closed; once Shutdown has begun, they are left to
+// finish their drain. Either way Serve returns the failure (joined with any
+// other member's error) once every member's Serve has returned, and nil when
+// all of them returned nil.
 //
 // List members in the order they depend on each other, as they would be
 // started: a worker before the HTTP front end that feeds it. Shutdown shuts
@@ -40,8 +42,9 @@ type group struct {
 	err      error // what was wrong with the members, if anything
 	ready    chan struct{}
 
-	mu      sync.Mutex
-	started bool
+	mu       sync.Mutex
+	started  bool
+	stopping bool // Shutdown has been called
 }
 
 func newGroup(parallel bool, servers []Server) *group {
@@ -108,7 +111,10 @@ func (g *group) Serve(ctx context.Context) error {
 				continue
 			}
 			errs = append(errs, r.err)
-			if !closing {
+			g.mu.Lock()
+			stopping := g.stopping
+			g.mu.Unlock()
+			if !closing && !stopping {
 				closing = true
 				for j, m := range g.members {
 					if j != r.i {
@@ -128,6 +134,9 @@ func (g *group) Shutdown(ctx context.Context) error {
 	if g.err != nil {
 		return g.err
 	}
+	g.mu.Lock()
+	g.stopping = true
+	g.mu.Unlock()
 	errs := make([]error, len(g.members))
 	shutdown := func(i int) {
 		errs[i] = call(fmt.Sprintf("Shutdown of server %d", i), func() error { return g.members[i].Shutdown(ctx) })

@@ -38,7 +38,8 @@ type member struct {
 	name        string
 	log         *eventLog
 	work        time.Duration
-	serveErr    error // returned by Serve at once, when set
+	serveErr    error         // returned by Serve at failAt, when set
+	failAt      time.Duration // from the start of Serve
 	shutdownErr error
 	panicOn     string // "Serve" or "Shutdown"
 	stopped     chan struct{}
@@ -56,8 +57,13 @@ func (m *member) Serve(ctx context.Context) error {
 		panic(m.name + " cannot serve")
 	}
 	if m.serveErr != nil {
-		m.log.add("%s Serve failed", m.name)
-		return m.serveErr
+		select {
+		case <-time.After(m.failAt):
+			m.log.add("%s Serve failed", m.name)
+			return m.serveErr
+		case <-m.stopped:
+			return nil
+		}
 	}
 	<-m.stopped
 	return nil
@@ -207,6 +213,32 @@ func TestGroupServe(t *testing.T) {
 			got := log.all()
 			want := []string{"0s b Serve failed", "0s a Close", "0s c Close"}
 			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	})
+	t.Run("a member failing during the drain does not cut the others' drain short", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			log := &eventLog{begin: time.Now()}
+			errJob := errors.New("worker: job failed")
+			front, worker := newMember("front", log), newMember("worker", log)
+			front.work = 2 * time.Second
+			worker.serveErr, worker.failAt = errJob, 3*time.Second/2
+			g := Group(worker, front)
+			served := make(chan error, 1)
+			go func() { served <- g.Serve(context.Background()) }()
+			time.Sleep(time.Second)
+			if err := g.Shutdown(context.Background()); err != nil {
+				t.Errorf("Shutdown = %v", err)
+			}
+			if err := <-served; err != errJob {
+				t.Errorf("Serve = %v, want %v", err, errJob)
+			}
+			want := []string{
+				"1s front Shutdown begins", "1.5s worker Serve failed", "3s front drained",
+				"3s worker Shutdown begins", "3s worker drained",
+			}
+			if diff := cmp.Diff(want, log.all()); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
 		})
