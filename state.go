@@ -19,6 +19,7 @@ const (
 	StateFailed
 )
 
+// String names the state in words, such as "lame duck".
 func (s State) String() string {
 	switch s {
 	case StateNotStarted:
