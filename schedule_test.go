@@ -417,29 +417,38 @@ func FuzzSchedule(f *testing.F) {
 // TestScheduleStress runs many random schedules in plain `go test`, and
 // reports how often each outcome came up so that a gap in coverage shows.
 func TestScheduleStress(t *testing.T) {
-	n := 3000
-	if testing.Short() {
-		n = 300
-	}
-	rng := newRand(1)
 	kinds := map[string]int{}
-	for i := range n {
-		data := make([]byte, 24)
-		for j := range data {
-			data[j] = byte(rng())
-		}
-		want := runSchedule(t, decode(data))
-		kinds[want.kind]++
-		if t.Failed() {
-			t.Fatalf("schedule %d failed; its bytes: %v", i, data)
-		}
-	}
+	n := stress(t, 3000, 1, 24, func(data []byte) {
+		kinds[runSchedule(t, decode(data)).kind]++
+	})
 	t.Logf("%d schedules: %v", n, kinds)
 	for _, k := range []string{"serve", "clean", "expired", "failed"} {
 		if kinds[k] == 0 {
 			t.Errorf("no schedule ended %q; the generator is too narrow", k)
 		}
 	}
+}
+
+// stress feeds n inputs of size random bytes (a tenth as many with -short)
+// to run, stopping at the first failure with the bytes that caused it. The
+// generator is seeded, so every run and machine sees the same inputs.
+func stress(t *testing.T, n int, seed uint64, size int, run func(data []byte)) int {
+	t.Helper()
+	if testing.Short() {
+		n /= 10
+	}
+	rng := newRand(seed)
+	for i := range n {
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = byte(rng())
+		}
+		run(data)
+		if t.Failed() {
+			t.Fatalf("input %d failed; its bytes: %v", i, data)
+		}
+	}
+	return n
 }
 
 // newRand is a small deterministic generator (xorshift), so that the

@@ -153,19 +153,5 @@ func FuzzWorker(f *testing.F) {
 }
 
 func TestWorkerStress(t *testing.T) {
-	n := 1000
-	if testing.Short() {
-		n = 100
-	}
-	rng := newRand(7)
-	for i := range n {
-		data := make([]byte, 48)
-		for j := range data {
-			data[j] = byte(rng())
-		}
-		runWorkerCase(t, decodeWorker(data))
-		if t.Failed() {
-			t.Fatalf("case %d failed; its bytes: %v", i, data)
-		}
-	}
+	stress(t, 1000, 7, 48, func(data []byte) { runWorkerCase(t, decodeWorker(data)) })
 }
