@@ -48,10 +48,11 @@ type schedule struct {
 	closeMode int // 0: nil, 1: error, 2: panics, 3: never returns (until the test ends)
 }
 
-// decode turns fuzz bytes into a schedule; every input is a valid one.
-func decode(data []byte) schedule {
+// reader returns a function that takes the next byte of data modulo n, or 0
+// once data is used up, so that every input decodes to something valid.
+func reader(data []byte) func(n int) int {
 	i := 0
-	next := func(n int) int {
+	return func(n int) int {
 		if i >= len(data) {
 			return 0
 		}
@@ -59,6 +60,11 @@ func decode(data []byte) schedule {
 		i++
 		return v
 	}
+}
+
+// decode turns fuzz bytes into a schedule; every input is a valid one.
+func decode(data []byte) schedule {
+	next := reader(data)
 	const unit = 100 * time.Millisecond
 	s := schedule{period: time.Duration(1+next(8)) * 500 * time.Millisecond, cancelAt: never}
 	t := time.Duration(0)

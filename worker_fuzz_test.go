@@ -22,15 +22,7 @@ type workerCase struct {
 }
 
 func decodeWorker(data []byte) workerCase {
-	i := 0
-	next := func(n int) int {
-		if i >= len(data) {
-			return 0
-		}
-		v := int(data[i]) % n
-		i++
-		return v
-	}
+	next := reader(data)
 	c := workerCase{
 		items:  next(40),
 		n:      1 + next(6),
