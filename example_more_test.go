@@ -188,7 +188,13 @@ func ExampleHTTPServer_Track() {
 	go func() { done <- lameduck.Run(ctx, h, lameduck.WithoutLogger()) }()
 	<-h.Ready()
 
-	conn, _ := net.Dial("tcp", h.Addr().String())
+	conn, err := net.Dial("tcp", h.Addr().String())
+	if err != nil {
+		fmt.Println(err)
+		cancel()
+		<-done
+		return
+	}
 	defer conn.Close()
 	fmt.Fprint(conn, "GET /stream HTTP/1.1\r\nHost: example\r\n\r\n")
 	buf := make([]byte, len("streaming\n"))

@@ -71,6 +71,13 @@ func run(dir string, concurrency int, work, period time.Duration, enqueue int, e
 		fmt.Println("ready")
 		err = <-done
 	case err = <-done:
+		// With -exit-when-done and little to do, Run can finish before this
+		// select sees Ready; it was ready all the same, so say so.
+		select {
+		case <-r.Ready():
+			fmt.Println("ready")
+		default:
+		}
 	}
 	if err != nil {
 		glog.Errorf("%v", err)
