@@ -6,73 +6,127 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 )
 
-// HTTPServer runs an [*http.Server] as a [Server]; make one with [FromHTTP].
+// HTTPServer runs an [*http.Server] as a [Server]; make one with [FromHTTP]
+// or [FromHTTPListener].
 type HTTPServer struct {
-	srv   *http.Server
-	ready chan struct{}
+	srv      *http.Server
+	given    net.Listener  // the listener to serve on; nil: bind srv.Addr
+	ready    chan struct{} // closed once the listener is bound
+	bound    chan struct{} // closed once Serve has bound, or never will
+	draining chan struct{} // closed when Shutdown or Close begins (see Draining)
 
 	mu       sync.Mutex
-	started  bool                  // Serve has been called
-	stopping bool                  // Shutdown or Close has been called
-	bound    bool                  // Serve is past binding: the accept loop runs or never will
-	addr     net.Addr              // the bound address
-	conns    map[net.Conn]connInfo // every connection net/http has told us of
-	busy     int                   // connections that hold the drain up (connInfo.busy)
+	phase    phase
+	addr     net.Addr
+	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
+	holding  int                   // conns whose holds() is true, kept while stopping
 	handlers int                   // calls of the handler in progress
-	tracked  map[net.Conn]bool     // connections registered with Track
-	closed   bool                  // Close has been called
-	quiet    chan struct{}         // made by Shutdown; closed once bound and nothing is busy
-	h2Idle   chan struct{}         // a token whenever an HTTP/2 connection goes idle
+	tracked  map[net.Conn]struct{} // connections registered with Track
+	quiet    chan struct{}         // made by Shutdown; closed when nothing holds the drain
+	lingers  sync.WaitGroup        // lingering closes in progress
+	warned   bool                  // the x/net h2c warning has been logged
+	userHook func(net.Conn, http.ConnState)
 }
+
+// phase is where an HTTPServer is in its life. It only moves forward:
+//
+//	idle → binding → serving → stopping → closed
+//
+// Shutdown moves it to stopping and Close to closed from any earlier phase;
+// a Serve that finds it at stopping or closed does not serve.
+type phase int
+
+const (
+	phaseIdle     phase = iota // Serve has not been called
+	phaseBinding               // Serve is binding the listener
+	phaseServing               // the accept loop runs
+	phaseStopping              // Shutdown has begun: the drain
+	phaseClosed                // Close has been called
+)
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
 // or ":https" with TLS, when it is empty), so [HTTPServer.Addr] can report the
 // port when srv.Addr asks for port 0. It serves TLS when srv.TLSConfig holds
 // certificates (Certificates, GetCertificate or GetConfigForClient), and plain
-// HTTP otherwise. [http.ErrServerClosed] never comes out of Serve.
+// HTTP otherwise; HTTP/2 is served as net/http would serve it (over TLS by
+// default, and in clear text when srv.Protocols enables UnencryptedHTTP2).
+// [http.ErrServerClosed] never comes out of Serve.
 //
-// Shutdown returns as soon as the last request in flight has been answered.
-// net/http's own Shutdown notices that only at its next poll, and its polls
-// back off to one every 500 ms; FromHTTP instead follows every connection's
-// state, which it learns by wrapping srv.ConnState (a hook you set is still
-// called). Connections that are idle, or that were opened but have sent
-// nothing, do not hold the drain up; an idle HTTP/2 connection is closed
-// once it has been idle for a tenth of a second, since its last frames may
-// still be on their way out when net/http reports it idle. The drain also
-// waits for calls of the handler in progress, so a handler that hijacks its
-// connection holds it up while it runs; see [HTTPServer.Track] for one that
-// hands the connection on.
+// What the drain promises, for every protocol: a request that has reached its
+// handler is answered, and the whole response reaches a client that keeps
+// reading, within the period. No connection that may still owe its client
+// bytes is closed before Close: when net/http (or the drain) closes a
+// connection during the drain, FromHTTP sends everything queued, then a FIN,
+// and keeps reading until the client has closed its side or has acknowledged
+// every byte, so the client's kernel never receives a reset that would
+// discard what it has not yet read. HTTP/1 connections are closed as soon as
+// they go idle; HTTP/2 connections (TLS or h2c) get net/http's GOAWAY and end
+// when the client closes them after its last stream, or a second after the
+// GOAWAY if it does not. Shutdown returns as soon as the last of them is gone,
+// not at net/http's next poll (which backs off to 500 ms).
 //
-// Like net/http's Shutdown, the drain finishes requests that have reached
-// their handler; a request that reaches the server after the drain began is
-// refused or dropped. Fail a readiness probe and give load balancers time to
-// stop sending before the drain ([WithPreShutdown]).
+// What it cannot promise: a request that reaches the server after the drain
+// began is refused (a new connection) or answered by a closed connection (a
+// request on an idle HTTP/1 keep-alive connection racing its close); fail a
+// readiness probe and give load balancers time to stop sending before the
+// drain ([WithPreShutdown]). A response still being written when the period
+// ends, or to a client that stopped reading, is cut off by Close, and Run then
+// reports it with a [*LameDuckError].
+//
+// Handlers that stream (server-sent events, long polls) learn that the drain
+// began from [Draining] on the request's context, so they can end early.
+// The drain waits for calls of the handler in progress, so a handler that
+// hijacks its connection holds it up while it runs; see [HTTPServer.Track]
+// for one that hands the connection on. HTTP/2 in clear text served by
+// golang.org/x/net/http2/h2c's handler lives inside one long handler call
+// that the drain cannot reach; FromHTTP logs a warning when it sees one (use
+// srv.Protocols instead, or call x/net's http2.ConfigureServer(srv, h2s) with
+// the h2s given to h2c.NewHandler so that Shutdown reaches it).
 //
 // FromHTTP does not set a ReadHeaderTimeout for you. A connection that has
-// sent nothing does not need one, since it does not hold the drain up; one
-// that sends a request header slowly does (net/http counts it active), until
-// the period ends. Set srv.ReadHeaderTimeout, as any server facing the
-// internet should, to bound that too.
+// sent nothing does not hold the drain up; one that sends a request header
+// slowly does, until the period ends. Set srv.ReadHeaderTimeout, as any
+// server facing the internet should, to bound that too.
 //
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
-// methods yourself, or change it while it runs. When srv.BaseContext is nil,
-// requests' contexts carry the values of the context given to Serve.
+// methods yourself, or change it while it runs. It wraps srv.ConnState,
+// srv.Handler and srv.BaseContext (each one you set is still used); when
+// srv.BaseContext is nil, requests' contexts carry the values of the context
+// given to Serve. A srv that was shut down or closed before cannot serve
+// again: Serve then fails with an error instead of returning nil.
 func FromHTTP(srv *http.Server) *HTTPServer {
 	return &HTTPServer{
-		srv:     srv,
-		ready:   make(chan struct{}),
-		conns:   map[net.Conn]connInfo{},
-		tracked: map[net.Conn]bool{},
-		h2Idle:  make(chan struct{}, 1),
+		srv:      srv,
+		ready:    make(chan struct{}),
+		bound:    make(chan struct{}),
+		draining: make(chan struct{}),
+		conns:    map[*conn]struct{}{},
+		tracked:  map[net.Conn]struct{}{},
 	}
 }
 
+// FromHTTPListener is like [FromHTTP] but serves on ln, a listener that is
+// already bound (handed over by systemd socket activation, by
+// github.com/cloudflare/tableflip, or made by a test), instead of binding
+// srv.Addr. The HTTPServer owns ln from then on: Shutdown and Close close it,
+// as [http.Server.Serve] does, and so does a Serve that is never reached. Addr
+// reports ln's address, and TLS is used as with FromHTTP.
+func FromHTTPListener(srv *http.Server, ln net.Listener) *HTTPServer {
+	h := FromHTTP(srv)
+	h.given = ln
+	return h
+}
+
 func (h *HTTPServer) validate() error {
-	if h.srv == nil {
+	switch {
+	case h.srv == nil:
 		return errors.New("lameduck: FromHTTP: nil *http.Server")
+	case h.ready == nil:
+		return errors.New("lameduck: HTTPServer not made by FromHTTP")
+	case h.given != nil && isNil(h.given):
+		return errors.New("lameduck: FromHTTPListener: nil net.Listener")
 	}
 	return nil
 }
@@ -85,8 +139,8 @@ func (h *HTTPServer) Addr() net.Addr {
 }
 
 // Ready returns a channel that is closed once the listener is bound and
-// connections to Addr will be accepted. A [Runner] waits for it before
-// closing its own Ready channel.
+// connections to Addr will be accepted: the port is open. A [Runner] waits
+// for it before closing its own Ready channel.
 func (h *HTTPServer) Ready() <-chan struct{} { return h.ready }
 
 func (h *HTTPServer) useTLS() bool {
@@ -94,161 +148,187 @@ func (h *HTTPServer) useTLS() bool {
 	return c != nil && (len(c.Certificates) > 0 || c.GetCertificate != nil || c.GetConfigForClient != nil)
 }
 
-// Serve binds the listener and serves on it until Shutdown or Close. It
-// returns nil if Shutdown or Close is called before or while it binds.
+// Serve binds the listener (or takes the one it was given) and serves on it
+// until Shutdown or Close. It returns nil if Shutdown or Close is called
+// before or while it binds.
 func (h *HTTPServer) Serve(ctx context.Context) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
 	h.mu.Lock()
-	if h.started {
-		h.mu.Unlock()
+	p := h.phase
+	if p == phaseIdle {
+		h.phase = phaseBinding
+	}
+	h.mu.Unlock()
+	switch p {
+	case phaseIdle:
+	case phaseStopping, phaseClosed:
+		return nil // stopped before it started; Shutdown or Close closed the bound channel
+	default:
 		return errors.New("lameduck: HTTPServer.Serve called more than once")
 	}
-	h.started = true
-	stopping := h.stopping
-	h.mu.Unlock()
-	if stopping {
-		h.markBound(nil)
-		return nil
-	}
+	tls := h.useTLS()
+	// Everything is wrapped before the port opens, so that no connection
+	// can be accepted without being followed.
+	h.wrap(ctx, tls)
 
-	// The hooks go in before the port is bound, so no connection can be
-	// accepted without being tracked.
-	userHook := h.srv.ConnState
-	h.srv.ConnState = func(c net.Conn, st http.ConnState) {
-		h.track(c, st)
-		if userHook != nil {
-			userHook(c, st)
-		}
-	}
-	// Counting handler calls covers a connection the handler has hijacked:
-	// net/http forgets it (StateHijacked), but the drain still waits for the
-	// handler to return, or to hand the connection to Track.
-	inner := h.srv.Handler
-	h.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.enter()
-		defer h.leave()
-		if inner == nil {
-			http.DefaultServeMux.ServeHTTP(w, r)
-		} else {
-			inner.ServeHTTP(w, r)
-		}
-	})
-	if h.srv.BaseContext == nil {
-		h.srv.BaseContext = func(net.Listener) context.Context { return ctx }
-	}
-
-	addr := h.srv.Addr
-	if addr == "" {
-		addr = ":http"
-		if h.useTLS() {
-			addr = ":https"
-		}
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := h.listen(tls)
 	if err != nil {
-		h.markBound(nil)
+		h.settle(nil)
 		return err
 	}
-	if !h.markBound(ln) {
+	if !h.settle(ln) {
 		ln.Close()
 		return nil
 	}
 	close(h.ready)
 
-	if h.useTLS() {
+	if tls {
 		err = h.srv.ServeTLS(ln, "", "")
 	} else {
 		err = h.srv.Serve(ln)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
+		if !h.stopped() {
+			return errors.New("lameduck: FromHTTP: the *http.Server was shut down or closed before Serve; make a new one")
+		}
 		return nil
 	}
 	return err
 }
 
-// markBound records that Serve has bound ln (nil: it will not serve at all).
-// It reports false when Shutdown or Close came first, and Serve must not serve.
-func (h *HTTPServer) markBound(ln net.Listener) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.bound = true
-	if ln != nil && !h.stopping {
-		h.addr = ln.Addr()
-		return true
+// listen returns the listener to serve on, wrapped so that connections are
+// followed from the moment they are accepted.
+func (h *HTTPServer) listen(tls bool) (net.Listener, error) {
+	ln := h.given
+	if ln == nil {
+		addr := h.srv.Addr
+		if addr == "" {
+			addr = ":http"
+			if tls {
+				addr = ":https"
+			}
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, err
+		}
 	}
-	h.checkQuiet()
-	return false
+	return &listener{Listener: ln, h: h}, nil
 }
 
-// Shutdown stops accepting connections, closes idle ones, and waits until
-// every request in flight has been answered; then it closes the connections
-// that are left (all idle) and returns nil. If ctx ends first it returns
-// ctx's error and leaves the rest to Close.
+// settle records that Serve is past binding: ln is the listener it will
+// serve on, or nil if it will not serve. It reports false when Shutdown or
+// Close came first, and Serve must not serve.
+func (h *HTTPServer) settle(ln net.Listener) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	defer close(h.bound)
+	if ln == nil || h.phase != phaseBinding {
+		return false
+	}
+	h.phase = phaseServing
+	h.addr = ln.Addr()
+	return true
+}
+
+func (h *HTTPServer) stopped() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.phase >= phaseStopping
+}
+
+// stop moves the server to p (stopping or closed) and reports the phase it
+// was in. The first call also tells streaming handlers (Draining).
+func (h *HTTPServer) stop(p phase) (was phase) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	was = h.phase
+	if was < p {
+		h.phase = p
+	}
+	if was < phaseStopping {
+		close(h.draining)
+		if was == phaseIdle {
+			// Serve, if it ever comes, will not serve: nothing to wait for.
+			close(h.bound)
+			if h.given != nil {
+				h.given.Close()
+			}
+		}
+	}
+	return was
+}
+
+// Shutdown stops accepting connections and drains the ones open: it waits
+// until every handler has returned and every connection has been closed
+// without cutting off what it owed its client (see [FromHTTP]). It returns
+// nil then, or ctx's error if ctx ends first, leaving the rest to Close.
 func (h *HTTPServer) Shutdown(ctx context.Context) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	h.beginStopping()
-
-	// Hand net/http a context that is already done: its Shutdown then closes
-	// the listeners, starts the RegisterOnShutdown hooks, waits for the accept
-	// loops to exit, sweeps idle connections once, and returns at once instead
-	// of polling. From then on no connection can be accepted, so the set we
-	// track is complete, and the waiting is ours: the ConnState hook of the
-	// last connection to finish closes the quiet channel.
-	kick, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := h.srv.Shutdown(kick); err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	if h.stop(phaseStopping) == phaseIdle {
+		return nil
 	}
-	quiet := h.quietChan()
-	settle := time.NewTimer(0)
-	defer settle.Stop()
-	for {
-		// HTTP/2 connections are closed once they have been idle a moment
-		// (see h2Settle); the loop wakes when one goes idle or settles.
-		settle.Stop()
-		if at := h.closeSettledH2(); !at.IsZero() {
-			settle.Reset(time.Until(at))
-		}
-		select {
-		case <-quiet:
-			h.closeIdle()
-			return nil
-		case <-settle.C:
-		case <-h.h2Idle:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	select {
+	case <-h.bound:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-}
-
-// beginStopping marks the server as stopping, so that a Serve that has not
-// bound yet will not serve.
-func (h *HTTPServer) beginStopping() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.stopping = true
-	if !h.started {
-		h.bound = true // Serve, if it ever comes, will not serve
-	}
+	return h.drain(ctx)
 }
 
 // Close closes the listener and every connection at once, like
-// [http.Server.Close], and also the connections registered with Track.
+// [http.Server.Close], including connections the drain is closing gently
+// and those registered with Track. It waits for nothing but those closes.
 func (h *HTTPServer) Close() error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	h.beginStopping()
+	if h.stop(phaseClosed) == phaseIdle {
+		return nil
+	}
+	<-h.bound // binding cannot block: it is one listen call
 	err := h.srv.Close()
 	h.mu.Lock()
-	h.closed = true
+	var open []net.Conn
+	for c := range h.conns {
+		open = append(open, c.Conn) // the raw socket: a lingering close ends here
+	}
 	for c := range h.tracked {
-		c.Close()
+		open = append(open, c) // may be a *conn, whose Close takes h.mu
 	}
 	h.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+	h.lingers.Wait()
 	return err
+}
+
+// drainingKey is the context key under which Serve's base context carries
+// the HTTPServer's draining channel.
+type drainingKey struct{}
+
+// Draining returns a channel that is closed when the drain of the
+// [HTTPServer] serving the request whose context is ctx begins: when its
+// Shutdown (or Close) is called, after the pre-shutdown steps. A handler that
+// streams — server-sent events, a long poll, a chunked download that can stop
+// at a boundary — selects on it to finish its response early and let the
+// drain end, instead of running into the period:
+//
+//	select {
+//	case ev := <-events:
+//		// write ev, flush
+//	case <-lameduck.Draining(r.Context()):
+//		return // the response ends cleanly; the client reconnects elsewhere
+//	}
+//
+// For a context that does not come from such a server it returns nil, a
+// channel that is never closed.
+func Draining(ctx context.Context) <-chan struct{} {
+	c, _ := ctx.Value(drainingKey{}).(chan struct{})
+	return c
 }

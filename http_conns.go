@@ -1,156 +1,293 @@
 package lameduck
 
 import (
+	"context"
 	"crypto/tls"
+	"log"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
-	"time"
+	"sync/atomic"
 )
 
 // This file holds how HTTPServer follows its connections and handler calls,
-// which is what lets Shutdown return as soon as the last response is out.
+// which is what lets Shutdown return as soon as the last response is out
+// without cutting any off. Each accepted connection is wrapped in a conn,
+// which carries what the server knows of it, so that a ConnState event or a
+// handler call takes the server's lock once and looks nothing up.
 
-// track follows one connection's state; net/http calls it through ConnState.
-func (h *HTTPServer) track(c net.Conn, st http.ConnState) {
-	// net/http reports a connection's states one at a time, from one
-	// goroutine, so the entry for c cannot change between the two locks.
-	h.mu.Lock()
-	old := h.conns[c]
-	h.mu.Unlock()
-	info := connInfo{state: st, since: time.Now(), h2: old.h2, checked: old.checked}
-	if !info.checked && (st == http.StateActive || st == http.StateIdle) {
-		info.h2, info.checked = isHTTP2(c), true
-	}
-	h.update(c, info)
+// listener wraps the listener Serve serves on, so that every connection
+// net/http gets is a *conn.
+type listener struct {
+	net.Listener
+	h *HTTPServer
 }
 
-// update records c's new state and recounts what is busy.
-func (h *HTTPServer) update(c net.Conn, info connInfo) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if old, known := h.conns[c]; known && old.busy() {
-		h.busy--
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
-	switch info.state {
-	case http.StateClosed, http.StateHijacked:
-		delete(h.conns, c)
-	default:
-		h.conns[c] = info
-		if info.busy() {
-			h.busy++
+	lc := &conn{Conn: c, h: l.h}
+	l.h.mu.Lock()
+	defer l.h.mu.Unlock()
+	if l.h.phase >= phaseClosed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	l.h.conns[lc] = struct{}{}
+	return lc, nil
+}
+
+// conn is one accepted connection. The fields after mu's comment are
+// guarded by the server's mu.
+type conn struct {
+	net.Conn
+	h *HTTPServer
+
+	closed    atomic.Bool  // the server (net/http or the drain) has closed it
+	sniffed   atomic.Bool  // its first bytes have been looked at
+	preface   atomic.Bool  // it began with the HTTP/2 preface (h2c)
+	offeredH2 atomic.Bool  // its TLS ClientHello offered "h2" to a server that speaks it
+	tlsProto  atomic.Int32 // over TLS: 0 until known, then tlsHTTP1 or tlsHTTP2
+	reading   sync.Mutex   // one reader at a time: net/http's, then the linger's
+
+	// guarded by h.mu
+	state     http.ConnState
+	hijacked  bool // a handler took it over
+	lingering bool // closed gently; the linger has not finished
+	held      bool // counted in h.holding
+}
+
+const (
+	tlsHTTP1 = 1
+	tlsHTTP2 = 2
+)
+
+// h2Preface is how every HTTP/2 connection in clear text begins.
+const h2Preface = "PRI * HTTP/2.0\r\n"
+
+func (c *conn) Read(p []byte) (int, error) {
+	c.reading.Lock()
+	defer c.reading.Unlock()
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	n, err := c.Conn.Read(p)
+	if err != nil && c.closed.Load() {
+		err = net.ErrClosed // woken by Close's deadline, not timed out
+	}
+	if n > 0 && !c.sniffed.Load() {
+		// net/http peeks at least this much before it decides between
+		// HTTP/1 and h2c, so the first read carries the whole prefix.
+		c.sniffed.Store(true)
+		b := p[:n]
+		if len(b) > len(h2Preface) {
+			b = b[:len(h2Preface)]
 		}
-		if info.h2 && info.state == http.StateIdle {
-			select {
-			case h.h2Idle <- struct{}{}:
-			default:
-			}
+		c.preface.Store(string(b) == h2Preface[:len(b)] && len(b) >= 3)
+	}
+	return n, err
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
+}
+
+// Close is how net/http (and the drain) close a connection. While the server
+// drains, it closes gently (see linger); otherwise it closes at once.
+func (c *conn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	h := c.h
+	h.mu.Lock()
+	gentle := h.phase == phaseStopping && !c.hijacked && canCloseWrite(c.Conn)
+	if gentle {
+		c.lingering = true
+		h.lingers.Add(1)
+		h.recount(c)
+	} else {
+		h.forget(c)
+	}
+	h.mu.Unlock()
+	if !gentle {
+		return c.Conn.Close()
+	}
+	// Wake net/http's reader, which now gets net.ErrClosed, so that the
+	// linger can read in its place.
+	c.Conn.SetReadDeadline(aLongTimeAgo)
+	go c.linger()
+	return nil
+}
+
+// forget drops c from the server's books. The caller holds h.mu.
+func (h *HTTPServer) forget(c *conn) {
+	if c.held {
+		c.held = false
+		h.holding--
+	}
+	delete(h.conns, c)
+	h.checkQuiet()
+}
+
+// holds reports whether c holds the drain up. The caller holds h.mu.
+//
+// A connection being closed gently does, until the client has everything. So
+// does an HTTP/1 connection in the middle of a request, and an HTTP/2
+// connection until it is closed: net/http has sent it a GOAWAY and closes it
+// once its streams are done and the client has hung up (or a second later).
+// An idle or new HTTP/1 connection does not: the drain closes it, and a new
+// one's request, if any, would be dropped by net/http now.
+func (c *conn) holds() bool {
+	return c.lingering || c.state == http.StateActive || c.isH2()
+}
+
+// isH2 reports whether c speaks HTTP/2, or (a TLS connection that has not
+// made a request yet) will once its handshake is done.
+func (c *conn) isH2() bool {
+	return c.tlsProto.Load() == tlsHTTP2 || c.preface.Load() || (c.state == http.StateNew && c.offeredH2.Load())
+}
+
+// recount updates c's place in h.holding. The caller holds h.mu.
+func (h *HTTPServer) recount(c *conn) {
+	if h.phase != phaseStopping {
+		return // counted by the drain when it begins (see drain)
+	}
+	if held := c.holds(); held != c.held {
+		c.held = held
+		if held {
+			h.holding++
+		} else {
+			h.holding--
 		}
 	}
 	h.checkQuiet()
 }
 
-// h2Settle is how long an HTTP/2 connection must have been idle before the
-// drain closes it. Its server reports it idle when its last stream closes,
-// which can be a moment before that stream's final frames are flushed; the
-// flush follows within microseconds, so this leaves a wide margin and still
-// drains far sooner than waiting for net/http to close the connection (a
-// second after its GOAWAY, unless the client closes it first).
-const h2Settle = 100 * time.Millisecond
+// wrap installs the server's hooks: ConnState, the handler and the base
+// context. Serve calls it once, before the port opens.
+func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
+	h.userHook = h.srv.ConnState
+	h.srv.ConnState = h.connState
 
-// closeSettledH2 closes the HTTP/2 connections that have been idle for
-// h2Settle, and returns when the next idle one will have settled (the zero
-// time if there is none).
-func (h *HTTPServer) closeSettledH2() time.Time {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var next time.Time
-	now := time.Now()
-	for c, ci := range h.conns {
-		if !ci.h2 || ci.state != http.StateIdle {
-			continue
+	inner := h.srv.Handler
+	if inner == nil {
+		inner = http.DefaultServeMux
+	}
+	h.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.enter(r)
+		defer h.leave()
+		inner.ServeHTTP(w, r)
+	})
+
+	base := h.srv.BaseContext
+	h.srv.BaseContext = func(ln net.Listener) context.Context {
+		bctx := ctx
+		if base != nil {
+			bctx = base(ln)
 		}
-		if settled := ci.since.Add(h2Settle); !settled.After(now) {
-			c.Close() // net/http then reports it closed
-		} else if next.IsZero() || settled.Before(next) {
-			next = settled
+		return context.WithValue(bctx, drainingKey{}, h.draining)
+	}
+
+	if useTLS {
+		// A TLS connection that has not made a request yet reports no
+		// state after StateNew whether it speaks HTTP/1 or HTTP/2, and its
+		// negotiated protocol cannot be read without racing its handshake.
+		// Its ClientHello tells: net/http prefers h2 when both sides offer it.
+		cfg := h.srv.TLSConfig.Clone()
+		user := cfg.GetConfigForClient
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if c, ok := hello.Conn.(*conn); ok {
+				_, speaks := h.srv.TLSNextProto["h2"] // set up by ServeTLS before it accepts
+				c.offeredH2.Store(speaks && slices.Contains(hello.SupportedProtos, "h2"))
+			}
+			if user != nil {
+				return user(hello)
+			}
+			return nil, nil
 		}
-	}
-	return next
-}
-
-// connInfo is what HTTPServer knows of one connection.
-type connInfo struct {
-	state   http.ConnState
-	since   time.Time // when it entered state
-	h2      bool      // HTTP/2 over TLS
-	checked bool      // h2 has been worked out
-}
-
-// busy reports whether the connection holds the drain up.
-//
-// An HTTP/1 connection does while it is active: it may still be owed a
-// response. A new one does not, even if its first request is on the wire:
-// once Shutdown has begun, net/http drops a request whose header it finishes
-// reading (it closes the connection without a response), so waiting would
-// only let a client that connected and never sent anything hold the drain
-// until the period ends.
-//
-// An HTTP/2 connection holds the drain until it is closed. Its server
-// reports it idle as soon as its last stream is done, which can be before the
-// stream's final frames have been flushed, so closing it then could cut a
-// response short; Shutdown closes it once it has been idle for h2Settle (see
-// closeSettledH2), unless net/http or the client closes it first.
-func (ci connInfo) busy() bool {
-	return ci.state == http.StateActive || ci.h2
-}
-
-func isHTTP2(c net.Conn) bool {
-	tc, ok := c.(*tls.Conn)
-	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
-}
-
-// checkQuiet closes h.quiet once nothing can need a response any more. The
-// caller holds h.mu.
-func (h *HTTPServer) checkQuiet() {
-	if h.quiet == nil || !h.bound || h.busy > 0 || h.handlers > 0 || len(h.tracked) > 0 {
-		return
-	}
-	select {
-	case <-h.quiet:
-	default:
-		close(h.quiet)
+		h.srv.TLSConfig = cfg
 	}
 }
 
-// quietChan returns a channel that is closed once no connection is busy.
-func (h *HTTPServer) quietChan() <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.quiet == nil {
-		h.quiet = make(chan struct{})
-		h.checkQuiet()
-	}
-	return h.quiet
-}
-
-// closeIdle closes the connections left once the server is quiet: idle
-// keep-alive connections that went idle just before Shutdown began, and new
-// connections that have not sent a request (net/http would drop it now).
-func (h *HTTPServer) closeIdle() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for c, ci := range h.conns {
-		if !ci.h2 && (ci.state == http.StateIdle || ci.state == http.StateNew) {
-			c.Close()
+// connState follows one connection's state; net/http calls it through
+// srv.ConnState, from the connection's own goroutine, one event at a time.
+func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
+	if c := rawConn(nc); c != nil {
+		if tc, ok := nc.(*tls.Conn); ok && (st == http.StateActive || st == http.StateIdle) && c.tlsProto.Load() == 0 {
+			// Reading the negotiated protocol is safe here: a TLS
+			// connection reports Active or Idle only after its handshake.
+			p := int32(tlsHTTP1)
+			if tc.ConnectionState().NegotiatedProtocol == "h2" {
+				p = tlsHTTP2
+			}
+			c.tlsProto.Store(p)
+		}
+		closeNow := false
+		h.mu.Lock()
+		c.state = st
+		switch st {
+		case http.StateHijacked:
+			c.hijacked = true
+			h.forget(c)
+		case http.StateClosed:
+			if !c.lingering {
+				h.forget(c)
+			}
+		default:
+			h.recount(c)
+			closeNow = h.phase == phaseStopping && st == http.StateIdle && !c.isH2()
+		}
+		h.mu.Unlock()
+		if closeNow {
+			nc.Close() // an HTTP/1 connection that went idle during the drain
 		}
 	}
+	if h.userHook != nil {
+		h.userHook(nc, st)
+	}
 }
 
-func (h *HTTPServer) enter() {
+// rawConn returns the *conn under nc, which net/http hands to ConnState
+// either as it was accepted or inside a *tls.Conn.
+func rawConn(nc net.Conn) *conn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	c, _ := nc.(*conn)
+	return c
+}
+
+func (h *HTTPServer) enter(r *http.Request) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.handlers++
+	warn := !h.warned && isH2CHandoff(r)
+	if warn {
+		h.warned = true
+	}
+	h.mu.Unlock()
+	if warn {
+		logf := log.Printf
+		if h.srv.ErrorLog != nil {
+			logf = h.srv.ErrorLog.Printf
+		}
+		logf("lameduck: an HTTP/2 connection in clear text is being served inside a handler " +
+			"(x/net's h2c.NewHandler?); the drain cannot send it a GOAWAY and waits for its client " +
+			"to hang up: enable srv.Protocols.SetUnencryptedHTTP2(true) instead, or call " +
+			"http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler")
+	}
+}
+
+// isH2CHandoff reports whether r is how an HTTP/2 connection in clear text
+// reaches a handler when net/http itself does not serve h2c: the client's
+// preface as a "PRI *" request, or an Upgrade: h2c request.
+func isH2CHandoff(r *http.Request) bool {
+	return (r.Method == "PRI" && r.RequestURI == "*") || r.Header.Get("Upgrade") == "h2c"
 }
 
 func (h *HTTPServer) leave() {
@@ -160,28 +297,41 @@ func (h *HTTPServer) leave() {
 	h.checkQuiet()
 }
 
+// checkQuiet closes h.quiet once nothing holds the drain up. The caller
+// holds h.mu.
+func (h *HTTPServer) checkQuiet() {
+	if h.quiet == nil || h.holding > 0 || h.handlers > 0 || len(h.tracked) > 0 {
+		return
+	}
+	select {
+	case <-h.quiet:
+	default:
+		close(h.quiet)
+	}
+}
+
 // Track registers a connection that a handler has taken over from net/http
 // (with [http.Hijacker], as WebSocket libraries do) and that outlives the
 // handler's call. Until release is called, the drain waits for it as for a
 // request in flight, and Close closes it. Call release once the connection is
 // finished with; calling it again does nothing.
 //
-// net/http cannot tell a hijacked connection that the drain has begun; to
-// learn it, register a function with the server's RegisterOnShutdown, which
-// Shutdown calls at its start, and have it ask the connection's owner to
-// finish (send a close frame, say). A handler that keeps its hijacked
-// connection only while it runs need not call Track: the drain already waits
-// for the handler to return.
+// net/http cannot tell a hijacked connection that the drain has begun; select
+// on [Draining] of the request's context, or register a function with the
+// server's RegisterOnShutdown, and have the connection's owner finish (send
+// a close frame, say). A handler that keeps its hijacked connection only
+// while it runs need not call Track: the drain already waits for the handler
+// to return.
 //
 // Track after Close closes conn at once.
 func (h *HTTPServer) Track(conn net.Conn) (release func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	if h.phase == phaseClosed {
 		conn.Close()
 		return func() {}
 	}
-	h.tracked[conn] = true
+	h.tracked[conn] = struct{}{}
 	var once sync.Once
 	return func() {
 		once.Do(func() {

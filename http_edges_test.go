@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -113,72 +111,6 @@ func TestFromHTTPEdges(t *testing.T) {
 			if err := <-served; err != nil {
 				t.Fatalf("Serve = %v, want nil", err)
 			}
-		}
-	})
-}
-
-// closeRecorder is a net.Conn that only records when it was closed.
-type closeRecorder struct {
-	net.Conn
-	mu       sync.Mutex
-	closedAt time.Time
-}
-
-func (c *closeRecorder) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closedAt.IsZero() {
-		c.closedAt = time.Now()
-	}
-	return nil
-}
-
-func (c *closeRecorder) closed() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closedAt
-}
-
-// HTTP/2 connections are closed by the drain only once they have been idle
-// for h2Settle, so a response whose last frames are still being flushed is
-// not cut off; one idle long before the stop is closed at once.
-func TestFromHTTPHTTP2Settle(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		hs := FromHTTP(&http.Server{})
-		hs.markBound(nil)
-		h2 := func(c net.Conn, st http.ConnState) {
-			hs.update(c, connInfo{state: st, since: time.Now(), h2: true, checked: true})
-		}
-		old, busy := &closeRecorder{}, &closeRecorder{}
-		h2(old, http.StateIdle)
-		time.Sleep(time.Minute)
-		h2(busy, http.StateActive)
-
-		begin := time.Now()
-		done := make(chan error, 1)
-		go func() { done <- hs.Shutdown(context.Background()) }()
-		synctest.Wait()
-		if at := old.closed(); at != begin {
-			t.Errorf("the long-idle HTTP/2 connection was closed at %v, want at once", at.Sub(begin))
-		}
-		h2(old, http.StateClosed) // as net/http reports it
-
-		time.Sleep(time.Second)
-		h2(busy, http.StateIdle) // its last stream just closed
-		idleAt := time.Now()
-		time.Sleep(h2Settle - time.Nanosecond)
-		synctest.Wait()
-		if at := busy.closed(); !at.IsZero() {
-			t.Fatalf("closed %v after going idle, before h2Settle (%v)", at.Sub(idleAt), h2Settle)
-		}
-		time.Sleep(time.Nanosecond)
-		synctest.Wait()
-		if at := busy.closed(); at.Sub(idleAt) != h2Settle {
-			t.Errorf("closed %v after going idle, want %v", at.Sub(idleAt), h2Settle)
-		}
-		h2(busy, http.StateClosed)
-		if err := <-done; err != nil {
-			t.Errorf("Shutdown = %v", err)
 		}
 	})
 }

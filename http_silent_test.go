@@ -1,34 +1,15 @@
 package lameduck
 
 import (
-	"context"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
 // A connection that was accepted but has sent nothing is owed no response:
 // it does not hold up Shutdown, and Shutdown closes it on the way out.
 func TestFromHTTPSilentConnection(t *testing.T) {
-	t.Run("tracked states", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			hs := FromHTTP(&http.Server{})
-			hs.markBound(nil)
-			silent, peer := net.Pipe()
-			defer peer.Close()
-			hs.track(silent, http.StateNew)
-			if err := hs.Shutdown(context.Background()); err != nil {
-				t.Fatalf("Shutdown = %v", err)
-			}
-			if _, err := silent.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
-				t.Errorf("the silent connection is still open after Shutdown: write = %v", err)
-			}
-		})
-	})
 	t.Run("real sockets", func(t *testing.T) {
 		hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})})
 		h := launch(t, hs, Period(time.Hour))

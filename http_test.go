@@ -1,6 +1,7 @@
 package lameduck
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,7 +16,6 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -88,45 +88,64 @@ func TestFromHTTPDrainsInFlightRequest(t *testing.T) {
 	t.Logf("lag from the handler's return to Run's return: %v", lag)
 }
 
-// TestFromHTTPShutdownWaitsForTrackedConnections checks the mechanism that
-// makes the drain prompt: Shutdown is gated by the connection states that
-// the ConnState hook reports, and returns the instant the last busy
-// connection closes, whatever net/http's own polling would do.
-func TestFromHTTPShutdownWaitsForTrackedConnections(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		hs := FromHTTP(&http.Server{})
-		hs.markBound(nil) // as if Serve had run and its accept loop ended
-		a, b := net.Pipe()
-		defer b.Close()
-		idle, idlePeer := net.Pipe()
-		defer idlePeer.Close()
-		hs.track(a, http.StateNew)
-		hs.track(a, http.StateActive)
-		hs.track(idle, http.StateNew)
-		hs.track(idle, http.StateActive)
-		hs.track(idle, http.StateIdle)
+// TestFromHTTPShutdownWaitsForActiveConnections drives the drain through
+// real sockets: Shutdown waits while a request is in flight, and does not
+// wait for an idle keep-alive connection, which it closes on the way out.
+func TestFromHTTPShutdownWaitsForActiveConnections(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(entered)
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})})
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(context.Background()) }()
+	<-hs.Ready()
+	addr := hs.Addr().String()
 
-		done := make(chan error, 1)
-		go func() { done <- hs.Shutdown(context.Background()) }()
-		time.Sleep(time.Hour)
-		select {
-		case err := <-done:
-			t.Fatalf("Shutdown returned %v with a connection still active", err)
-		default:
-		}
-		begin := time.Now()
-		hs.track(a, http.StateClosed)
-		if err := <-done; err != nil {
-			t.Fatalf("Shutdown = %v", err)
-		}
-		if lag := time.Since(begin); lag != 0 {
-			t.Errorf("Shutdown returned %v after the last connection closed, want at once", lag)
-		}
-		// The idle connection left over is closed on the way out.
-		if _, err := idle.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
-			t.Errorf("writing to the idle connection after Shutdown: %v, want io.ErrClosedPipe", err)
-		}
-	})
+	// A keep-alive connection that has had its answer and is now idle.
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	idleReader := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(idleReader, nil); err != nil {
+		t.Fatal(err)
+	} else {
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+
+	reply := make(chan error, 1)
+	go func() { _, _, err := get(&http.Client{}, "http://"+addr+"/slow"); reply <- err }()
+	<-entered
+
+	done := make(chan error, 1)
+	go func() { done <- hs.Shutdown(context.Background()) }()
+	// The idle connection is closed while the slow request still runs.
+	if _, err := idleReader.ReadByte(); err != io.EOF {
+		t.Errorf("reading the idle keep-alive connection during the drain: %v, want io.EOF", err)
+	}
+	idle.Close()
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v with a request still in flight", err)
+	default:
+	}
+	close(release)
+	if err := <-reply; err != nil {
+		t.Errorf("the request in flight failed: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown = %v, want nil", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil", err)
+	}
 }
 
 func TestFromHTTPAddrAndReady(t *testing.T) {

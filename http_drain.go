@@ -1,0 +1,150 @@
+package lameduck
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+)
+
+// This file holds HTTPServer's drain: how Shutdown waits, and how a
+// connection is closed during it without cutting off what it owes.
+
+// drain is Shutdown once Serve is past binding.
+func (h *HTTPServer) drain(ctx context.Context) error {
+	// From here on every ConnState event keeps h.holding up to date; count
+	// the connections as they stand.
+	h.mu.Lock()
+	for c := range h.conns {
+		h.recount(c)
+	}
+	h.mu.Unlock()
+
+	// net/http's Shutdown, handed a context that is already done, closes
+	// the listeners, starts its RegisterOnShutdown hooks (among them the
+	// GOAWAY of every HTTP/2 connection), waits for the accept loops to
+	// end, closes the idle connections once, and returns at once instead
+	// of polling. The waiting is ours.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.srv.Shutdown(done); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	for {
+		select {
+		case <-h.quietChan():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// Nothing holds the drain up. What is left are connections with
+		// no request in flight: close them too, gently, and wait again.
+		if h.closeLeftovers() == 0 {
+			h.lingers.Wait()
+			return nil
+		}
+	}
+}
+
+// quietChan returns a channel that is closed once nothing holds the drain up.
+func (h *HTTPServer) quietChan() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.quiet = make(chan struct{})
+	h.checkQuiet()
+	return h.quiet
+}
+
+// closeLeftovers closes the connections that do not hold the drain up: idle
+// HTTP/1 keep-alive connections, and new ones that have not sent a request
+// (net/http would drop it now). It reports how many it closed.
+func (h *HTTPServer) closeLeftovers() int {
+	h.mu.Lock()
+	var left []*conn
+	for c := range h.conns {
+		if !c.held {
+			left = append(left, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range left {
+		c.Close()
+	}
+	return len(left)
+}
+
+// linger finishes a gentle close of c (see conn.Close).
+func (c *conn) linger() {
+	h := c.h
+	defer h.lingers.Done()
+	// Wait until net/http's reader, if any, has given up.
+	c.reading.Lock()
+	c.reading.Unlock()
+	lingerClose(c.Conn)
+	h.mu.Lock()
+	c.lingering = false
+	h.forget(c)
+	h.mu.Unlock()
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func canCloseWrite(c net.Conn) bool {
+	_, ok := c.(closeWriter)
+	return ok
+}
+
+// aLongTimeAgo is a deadline in the past, which wakes a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Polls of a lingering connection start at lingerPollMin and back off to
+// lingerPollMax. A client that hangs up ends the linger at once, without a
+// poll; one that does not is usually found to have acknowledged everything
+// at the first poll.
+const (
+	lingerPollMin = 250 * time.Microsecond
+	lingerPollMax = 50 * time.Millisecond
+)
+
+// lingerClose closes c the way RFC 9112 section 9.6 asks of a server: it
+// sends a FIN after everything queued, then keeps reading (and discarding)
+// until the client has closed its side, or until every byte sent has been
+// acknowledged by the client's kernel, and only then closes the socket.
+// Closing at once would make the kernel answer anything the client still
+// sends (an HTTP/2 WINDOW_UPDATE while it reads a large response, the next
+// request on a keep-alive connection) with a reset, and a reset makes many
+// TCP stacks throw away what the client has received but not yet read.
+//
+// Where the kernel cannot say what is unacknowledged (see unacked), the
+// linger lasts at most lingerFallback, as net/http's own does.
+func lingerClose(c net.Conn) {
+	defer c.Close()
+	if c.(closeWriter).CloseWrite() != nil {
+		return
+	}
+	buf := make([]byte, 512)
+	wait, waited := lingerPollMin, time.Duration(0)
+	for {
+		c.SetReadDeadline(time.Now().Add(wait))
+		_, err := c.Read(buf)
+		switch {
+		case err == nil:
+			continue
+		case !isTimeout(err):
+			return // the client hung up, or Close closed c
+		}
+		waited += wait
+		if n, ok := unacked(c); (ok && n == 0) || (!ok && waited >= lingerFallback) {
+			return
+		}
+		wait = min(2*wait, lingerPollMax)
+	}
+}
+
+// lingerFallback bounds a linger where unacked cannot tell; it is net/http's
+// own guess for the same wait (its rstAvoidanceDelay).
+const lingerFallback = 500 * time.Millisecond
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

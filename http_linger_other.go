@@ -1,0 +1,8 @@
+//go:build !linux
+
+package lameduck
+
+import "net"
+
+// unacked cannot tell on this system; lingerClose falls back to a fixed wait.
+func unacked(net.Conn) (int, bool) { return 0, false }
