@@ -315,7 +315,7 @@ func judge(c deliveryCase, runErr error, xs []*exchange, runningAtRun map[*excha
 	}
 	switch {
 	case c.reader != readStall && runErr != nil:
-		add("expired", "Run = %v, want nil: this client reads everything within the period", runErr)
+		add(faultSlow, "Run = %v, want nil: this client reads everything within the period", runErr)
 	case stalled && (lde == nil || !lde.Expired):
 		add("not-expired", "Run = %v, want Expired: the client stalled past the period with the response unread", runErr)
 	}

@@ -20,7 +20,9 @@ import (
 //
 // Each case is one cell of a matrix (protocol × client × response × the
 // moment the drain is triggered) with seeded details. The default run does
-// every cell once and some more at random; -delivery.n runs thousands.
+// every cell once and some more at random; -delivery.n runs thousands. The
+// seed fixes the plan (cells, order, details), not the scheduler: a failure
+// that depends on a race may take a few reruns of its seed and cell.
 
 var (
 	deliveryN        = flag.Int("delivery.n", 0, "delivery oracle: number of cases (0: every cell of the matrix and some more, a few hundred)")
@@ -48,7 +50,7 @@ const (
 	readFast       readerKind = iota
 	readSlowSocket            // ~1 MB/s at the socket, with a small receive buffer
 	readSlowApp               // ~1 MB/s from the response body
-	readStall                 // reads the header, then nothing until Run has returned
+	readStall                 // reads at once until the trigger, then nothing until Run has returned
 )
 
 type bodyKind int
@@ -168,16 +170,25 @@ func TestDelivery(t *testing.T) {
 			t.Run(fmt.Sprintf("%03d:%s", i, c.cell()), func(t *testing.T) {
 				faults := runDeliveryCase(t, env, c)
 				for _, f := range faults {
-					t.Errorf("%s: %s [%s]", c.cell(), f.msg, c.details())
+					if f.kind == faultSlow {
+						t.Logf("%s: %s [%s]", c.cell(), f.msg, c.details())
+					} else {
+						t.Errorf("%s: %s [%s]", c.cell(), f.msg, c.details())
+					}
 				}
 				tally.add(c, faults)
 			})
 		})
 	}
 	wg.Wait()
-	if t.Failed() {
+	// A drain that expires for a client that reads in time is slow, not
+	// wrong; on a loaded machine one in a while is. Many are not.
+	if slow, of := tally.slow(); slow > max(1, of/50) {
+		t.Errorf("%d of %d cases without a staller expired, want at most %d", slow, of, max(1, of/50))
+	}
+	if t.Failed() || testing.Verbose() {
 		t.Logf("faults by cell (kind: cases with it of cases run):\n%s", tally)
-		t.Logf("seed %d: rerun with -run 'TestDelivery$' -delivery.seed=%d -delivery.n=%d", seed, seed, n)
+		t.Logf("seed %d: rerun with -run 'TestDelivery$' -delivery.seed=%d -delivery.n=%d (add -delivery.cell='^CELL$' for one cell)", seed, seed, n)
 	}
 }
 
@@ -188,21 +199,39 @@ type deliveryFault struct {
 	msg  string
 }
 
+// faultSlow is the kind of fault of a drain that expired although every
+// client read in time: counted, but failing the test only in numbers.
+const faultSlow = "expired"
+
 type deliveryTally struct {
 	mu     sync.Mutex
 	cases  map[string]int // cell → cases run
 	faults map[string]int // cell + " " + kind → cases with that fault
+
+	slowCases, noStaller int // cases with faultSlow, of the cases without a staller
+}
+
+func (t *deliveryTally) slow() (n, of int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.slowCases, t.noStaller
 }
 
 func (t *deliveryTally) add(c deliveryCase, faults []deliveryFault) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.cases[c.cell()]++
+	if c.reader != readStall {
+		t.noStaller++
+	}
 	seen := map[string]bool{}
 	for _, f := range faults {
 		if !seen[f.kind] {
 			seen[f.kind] = true
 			t.faults[c.cell()+" "+f.kind]++
+			if f.kind == faultSlow {
+				t.slowCases++
+			}
 		}
 	}
 }
