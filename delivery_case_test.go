@@ -154,7 +154,7 @@ func runDeliveryCase(t *testing.T, env deliveryEnv, c deliveryCase) []deliveryFa
 			if tc, ok := conn.(*tls.Conn); ok {
 				conn = tc.NetConn()
 			}
-			conn.(*net.TCPConn).SetWriteBuffer(c.socketBuffer())
+			conn.(interface{ NetConn() net.Conn }).NetConn().(*net.TCPConn).SetWriteBuffer(c.socketBuffer())
 			return ctx
 		}
 	}

@@ -342,3 +342,8 @@ func (h *HTTPServer) Track(conn net.Conn) (release func()) {
 		})
 	}
 }
+
+// NetConn returns the connection as it was accepted, for a ConnContext or
+// ConnState hook that needs it (to set socket options, say): the one net/http
+// passes them is wrapped by the HTTPServer.
+func (c *conn) NetConn() net.Conn { return c.Conn }
