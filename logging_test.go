@@ -150,7 +150,8 @@ func TestWithSlog(t *testing.T) {
 			"INFO lameduck: serving signals=[interrupt terminated]",
 			"INFO lameduck: entering lame-duck mode trigger=signal signal=terminated period=3s",
 			"WARN lameduck: pre-shutdown step failed step=1 steps=1 error=no registry",
-			"INFO lameduck: drained took=1.5s",
+			// SPEC v2 rule 14: pre-shutdown time apart from drain time.
+			"INFO lameduck: drained took=1.5s pre_shutdown=0s",
 		},
 	}, {
 		name:  "a context trigger and an expiry",

@@ -8,8 +8,6 @@ import (
 	"os"
 	"syscall"
 	"time"
-
-	"github.com/golang/glog"
 )
 
 // Option changes how a [Runner] behaves. Options are applied in order over
@@ -143,15 +141,6 @@ func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 		c.steps = append(c.steps, list...)
 		return nil
 	})
-}
-
-// glogLogger is the default Logger.
-type glogLogger struct{}
-
-func (glogLogger) Infof(format string, args ...any) {
-	// Depth 2 skips this adapter and the Runner's logf wrapper, so the
-	// file:line in the log points at the phase that logged.
-	glog.InfoDepthf(2, format, args...)
 }
 
 type nopLogger struct{}

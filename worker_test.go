@@ -211,11 +211,18 @@ func TestWorkerEdges(t *testing.T) {
 			t.Errorf("Serve = %v, want nil", err)
 		}
 	})
-	t.Run("a panicking handler is a fatal error", func(t *testing.T) {
-		w := FromWorker(ChanSource(chanOf(1, 2)), func(context.Context, int) error { panic("bad item") })
+	// SPEC v2: a failure still hands over the accepted items (here, with
+	// no Runner to ask, the Worker drains on its own), so each item in the
+	// channel reaches handle once and each panic is reported.
+	t.Run("a panicking handler is a failure, and the accepted items are still handled", func(t *testing.T) {
+		var got []int
+		w := FromWorker(ChanSource(chanOf(1, 2)), func(_ context.Context, i int) error { got = append(got, i); panic("bad item") })
 		err := w.Serve(context.Background())
-		if err == nil || err.Error() != "lameduck: handle panicked: bad item" {
+		if err == nil || err.Error() != "lameduck: handle panicked: bad item\nlameduck: handle panicked: bad item" {
 			t.Errorf("Serve = %v", err)
+		}
+		if diff := cmp.Diff([]int{1, 2}, got); diff != "" {
+			t.Errorf("handled (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("Shutdown before Serve: Serve pulls nothing and returns nil", func(t *testing.T) {
