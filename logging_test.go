@@ -188,3 +188,39 @@ func TestWithSlog(t *testing.T) {
 		}
 	})
 }
+
+// leveledRecorder records each line with its level, as the default glog
+// Logger receives them.
+type leveledRecorder struct {
+	recLogger
+}
+
+func (l *leveledRecorder) logAt(level slog.Level, format string, args ...any) {
+	l.Infof(level.String()+" "+format, args...)
+}
+
+// TestSeverities covers rule 14's severities: failures and forced stops
+// reach the default glog Logger at a level that glog's default flags send
+// to stderr (glogLogger.logAt maps Warn and above to ERROR).
+func TestSeverities(t *testing.T) {
+	var _ leveledLogger = glogLogger{}
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeServer()
+		s.drain, s.closeErr = time.Minute, errClose
+		rec := &leveledRecorder{}
+		h := start(t, s, WithLogger(rec))
+		sendSignal(h)
+		time.Sleep(time.Second)
+		sendSignal(h)
+		<-h.done
+		want := []string{
+			`INFO lameduck: serving; lame-duck mode begins on "interrupt", "terminated", context cancellation`,
+			`INFO lameduck: received signal "terminated"; entering lame-duck mode for up to 3s`,
+			`WARN lameduck: received signal "terminated" again; ending the lame-duck period now`,
+			"ERROR lameduck: Close failed: fake: close failed",
+		}
+		if diff := cmp.Diff(want, rec.all()); diff != "" {
+			t.Errorf("log lines (-want +got):\n%s", diff)
+		}
+	})
+}
