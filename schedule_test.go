@@ -461,10 +461,11 @@ func FuzzSchedule(f *testing.F) {
 		{3, 3, 2, 2, 2, 1, 7, 2, 9, 3, 1, 2, 4, 1, 0, 8, 2}, // a bit of everything
 		{7, 2, 3, 5, 1, 20, 0, 0, 0, 0, 39, 0, 2},           // a NotifyContext ctx ends first, then two signals
 		{7, 2, 3, 5, 0, 0, 0, 0, 0, 39, 0, 1},               // ... Run's handler first
-		{1, 2, 5, 5, 0, 0, 0, 0, 0, 0, 39, 0, 2},            // cancel, then the same signal twice
+		{1, 2, 5, 5, 1, 3, 0, 0, 0, 0, 39, 0, 0},            // cancel, then two signals: the first does not force
 		{3, 0, 0, 0, 10, 0, 0, 10, 0, 0, 1, 1, 5, 0},        // Group: the member fails, the rest drains
-		{3, 0, 0, 2, 5, 1, 2, 20, 0, 3, 0, 0, 1, 0, 1, 1},   // Group: the front fails during a step, the member's Shutdown fails
-		{1, 1, 3, 0, 0, 0, 0, 0, 39, 0, 0, 1, 1, 20, 1},     // Group: the member fails during a drain that expires
+		{3, 0, 0, 2, 5, 1, 2, 20, 0, 3, 0, 0, 1, 0, 1, 1},   // Group: the front fails; a slow step uses up the period, so no Shutdown
+		{1, 1, 3, 0, 0, 0, 0, 0, 39, 0, 0, 1, 1, 20, 1},     // Group: the member's Shutdown fails after the period: still reported
+		{1, 1, 3, 0, 0, 0, 0, 0, 39, 0, 0, 1, 1, 10, 0},     // Group: the member fails during a drain that expires
 	} {
 		f.Add(seed)
 	}
