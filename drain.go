@@ -75,15 +75,19 @@ wait:
 		}
 	}
 
-	// drainDone is nil exactly when the drain had returned by now.
-	ended := drainDone == nil
-	failed := ended && drain.err != nil && !isContextErr(drain.err)
+	// drainDone is nil exactly when the drain had returned by now. The
+	// context's error now (before it is cancelled below) is what a late
+	// Shutdown may return as its own: DeadlineExceeded, or Canceled after a
+	// second signal.
+	ended, ctxErr := drainDone == nil, drainCtx.Err()
+	// Rule 5: DeadlineExceeded from Shutdown, wrapped or not, is an expiry.
+	failed := ended && drain.err != nil && !errors.Is(drain.err, context.DeadlineExceeded)
 	switch {
 	case failed:
 		ru.note(slog.LevelError, "lameduck: Shutdown failed", []slog.Attr{slog.Any("error", drain.err)},
 			"lameduck: Shutdown failed: %v", drain.err)
 	case forced:
-	case ended && drainCtx.Err() == nil:
+	case ended && ctxErr == nil:
 		ru.note(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended", []slog.Attr{slog.Any("error", drain.err)},
 			"lameduck: Shutdown gave up before the period ended: %v", drain.err)
 	case ended && serveDone != nil && drain.err == nil:
@@ -97,12 +101,12 @@ wait:
 	if !ended {
 		// What a Shutdown still running at the period returned within the
 		// grace is reported too, unless it is only the context's error.
-		if err := withoutContextErrs(drain.result()); err != nil {
+		if err := withoutOwnErrs(drain.result(), ctxErr); err != nil {
 			ru.note(slog.LevelError, "lameduck: Shutdown failed", []slog.Attr{slog.Any("error", err)},
 				"lameduck: Shutdown failed: %v", err)
 		}
 	}
-	err := ru.stopErrors(drain, closing, stuck)
+	err := ru.stopErrors(drain, ctxErr, closing, stuck)
 	if failed {
 		return &LameDuckError{Err: err}
 	}
@@ -241,28 +245,23 @@ func (ru *run) failures() error {
 }
 
 // stopErrors is the Err of a LameDuckError (semantics 5 and 6): what
-// Shutdown returned (but the context's own error), the failures, Close's
-// error and what is stuck; nil when there was none of them. The steps'
-// errors are only logged (semantic 3): they did not stop the drain.
-func (ru *run) stopErrors(drain, closing *task, stuck error) error {
-	return joinErrors(withoutContextErrs(drain.result()), ru.failures(), closing.result(), stuck)
+// Shutdown returned (but its context's own error, ctxErr), the failures,
+// Close's error and what is stuck; nil when there was none of them. The
+// steps' errors are only logged (semantic 3): they did not stop the drain.
+func (ru *run) stopErrors(drain *task, ctxErr error, closing *task, stuck error) error {
+	return joinErrors(withoutOwnErrs(drain.result(), ctxErr), ru.failures(), closing.result(), stuck)
 }
 
-// isContextErr reports whether err is, or wraps, a context's error: the
-// drain's own deadline or cancellation, which LameDuckError.Expired
-// already reports.
-func isContextErr(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
-}
-
-// withoutContextErrs returns err without the context errors in it: nil for a
-// context error, and for a joined error (a Group's Shutdown) the join of the
-// rest.
-func withoutContextErrs(err error) error {
+// withoutOwnErrs returns what Shutdown returned without the drain context's
+// own errors, which LameDuckError.Expired already reports: a
+// DeadlineExceeded (wrapped or not, as rule 5 counts it) or ctxErr (the
+// cancellation by a second signal). From a joined error (a Group's
+// Shutdown) it keeps the rest.
+func withoutOwnErrs(err, ctxErr error) error {
 	if multi, ok := err.(interface{ Unwrap() []error }); ok {
 		var keep []error
 		for _, e := range multi.Unwrap() {
-			if e = withoutContextErrs(e); e != nil {
+			if e = withoutOwnErrs(e, ctxErr); e != nil {
 				keep = append(keep, e)
 			}
 		}
@@ -271,7 +270,7 @@ func withoutContextErrs(err error) error {
 		}
 		return joinErrors(keep...)
 	}
-	if isContextErr(err) {
+	if errors.Is(err, context.DeadlineExceeded) || (ctxErr != nil && errors.Is(err, ctxErr)) {
 		return nil
 	}
 	return err

@@ -100,7 +100,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return errors.New("lameduck: Runner.Run called more than once")
 	}
 	ru := &run{r: r, cfg: &r.cfg, sigc: make(chan os.Signal, 2), stopAsked: make(chan struct{})}
-	err := ru.run(ctx)
+	err := ru.serveUntilStopped(ctx)
 	ru.end()
 	ru.flushLog()
 	if err != nil {
@@ -139,8 +139,9 @@ type trigger struct {
 
 var stopTrigger = trigger{desc: "stop requested", attrs: []slog.Attr{slog.String("trigger", "stop")}}
 
-// run starts the Server and waits for a trigger or for Serve to end.
-func (ru *run) run(ctx context.Context) error {
+// serveUntilStopped starts the Server, waits for a trigger or for Serve to
+// end, and stops it.
+func (ru *run) serveUntilStopped(ctx context.Context) error {
 	// Handlers go in before Serve starts and before Ready can close, so a
 	// signal sent the moment a caller sees "ready" takes the graceful path
 	// instead of the default action (which would kill the process).
