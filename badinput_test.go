@@ -33,6 +33,11 @@ func TestBadInput(t *testing.T) {
 		{"FromWorker with a nil handle", FromWorker(next, nil), nil, "lameduck: FromWorker: handle is nil"},
 		{"FromWorker with zero concurrency", FromWorker(next, handle, Concurrency(0)), nil, "lameduck: Concurrency must be at least 1, got 0"},
 		{"FromWorker with a nil option", FromWorker(next, handle, nil), nil, "lameduck: FromWorker: option 0 is nil"},
+		// SPEC v2 rule 12: zero-value helpers and empty Groups.
+		{"a zero-value Worker", &Worker[int]{}, nil, "lameduck: Worker not made by FromWorker"},
+		{"a Group without members", Group(), nil, "lameduck: Group has no members"},
+		{"a ParallelGroup without members", ParallelGroup(), nil, "lameduck: ParallelGroup has no members"},
+		{"FromWorker with a nil OnError policy", FromWorker(next, handle, OnError[int](nil)), nil, "lameduck: OnError: policy is nil"},
 		{"a nil Option", ServerFuncs{ServeFunc: okServe}, []Option{nil}, "lameduck: option 0 is nil"},
 		{"a nil Logger", ServerFuncs{ServeFunc: okServe}, []Option{WithLogger(nil)}, "lameduck: WithLogger(nil); use WithoutLogger to turn logging off"},
 		{"a nil signal", ServerFuncs{ServeFunc: okServe}, []Option{Signals(nil)}, "lameduck: Signals: signal 0 is nil"},
@@ -92,6 +97,10 @@ func TestBadRunCalls(t *testing.T) {
 			"HTTPServer.Shutdown":  FromHTTP(nil).Shutdown(ctx),
 			"HTTPServer.Close":     FromHTTP(nil).Close(),
 			"Worker.Serve":         FromWorker[int](nil, nil).Serve(ctx),
+			"zero Worker.Serve":    (&Worker[int]{}).Serve(ctx),
+			"zero Worker.Shutdown": (&Worker[int]{}).Shutdown(ctx),
+			"zero Worker.Close":    (&Worker[int]{}).Close(),
+			"empty Group's Serve":  Group().Serve(ctx),
 		} {
 			if name == "ServerFuncs.Shutdown" {
 				if err != nil {

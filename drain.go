@@ -5,100 +5,148 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
 
 // closeGrace is how long a Runner waits, after calling Close, for Close,
-// Serve and Shutdown to return. A well-behaved Server needs far less. One
-// whose methods ignore Close would otherwise hang Run for ever; once the grace
-// has passed, Run returns an error that names the methods still running and
-// leaves their goroutines behind.
+// Serve and the drain (a pre-shutdown step or Shutdown) to return. A
+// well-behaved Server needs far less. One whose methods ignore Close would
+// otherwise hang Run for ever; once the grace has passed, Run returns an
+// error that names what is still running and leaves its goroutines behind.
 const closeGrace = time.Second
 
 // lameDuck drains the Server after a trigger and decides what Run returns.
-func (ru *run) lameDuck(ctx context.Context, trigger string, attrs ...slog.Attr) error {
+func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 	start := time.Now()
-	ru.state.Store(int32(StateLameDuck))
-	close(ru.Runner.lameDuck)
-	ru.note(slog.LevelInfo, "lameduck: entering lame-duck mode", append(attrs, slog.Duration("period", ru.cfg.period)),
-		"lameduck: %s; entering lame-duck mode for up to %v", trigger, ru.cfg.period)
+	ru.r.state.Store(int32(StateLameDuck))
+	close(ru.r.lameDuck)
+	ru.note(slog.LevelInfo, "lameduck: entering lame-duck mode", append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period)),
+		"lameduck: %s; entering lame-duck mode for up to %v", trig.desc, ru.cfg.period)
 
 	// The drain keeps Run's values but not its cancellation: a cancelled
 	// context would make Shutdown give up at once instead of draining.
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), ru.cfg.period)
 	defer cancelDrain()
-	shutdownDone := make(chan error, 1)
-	go func() { shutdownDone <- ru.drain(drainCtx) }()
+	drain := ru.spawn("drain", func() error { return ru.drain(drainCtx, start) })
 
+	// After a signal began lame-duck mode, the next one forces the end.
+	// After a context or a Stop began it, the first signal is only the
+	// first (semantic 7): one SIGTERM that reached both a
+	// signal.NotifyContext context and Run's own handler must count once.
+	signalsToForce := 2
+	if trig.signal != nil {
+		signalsToForce = 1
+	}
+	// Local copies, set to nil once seen, so the select stops waiting for
+	// what has already happened; the tasks keep their results.
+	serveDone, drainDone := ru.serve.done, drain.done
+	forced := false
+wait:
 	for {
 		select {
-		case err := <-shutdownDone:
-			shutdownDone = nil
-			switch {
-			case errors.Is(err, context.DeadlineExceeded):
-				if drainCtx.Err() != nil {
-					ru.expired("")
-				} else {
-					ru.note(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended", []slog.Attr{slog.Any("error", err)},
-						"lameduck: Shutdown gave up before the period ended: %v", err)
-				}
-				return &LameDuckError{Expired: true, Err: ru.closeAndWait(nil)}
-			case err != nil:
-				ru.note(slog.LevelError, "lameduck: Shutdown failed", []slog.Attr{slog.Any("error", err)},
-					"lameduck: Shutdown failed: %v", err)
-				if closeErr := ru.closeAndWait(nil); closeErr != nil {
-					err = errors.Join(err, closeErr)
-				}
-				return &LameDuckError{Err: err}
+		case <-drainDone:
+			drainDone = nil
+			if drain.err != nil {
+				break wait
 			}
-			if ru.serveDone == nil {
+			if serveDone == nil {
 				return ru.drained(start)
 			}
-		case err := <-ru.serveDone:
-			ru.serveDone, ru.serveErr = nil, err
-			if shutdownDone == nil {
+		case <-serveDone:
+			serveDone = nil
+			if drainDone == nil {
 				return ru.drained(start)
 			}
 		case <-drainCtx.Done():
-			if shutdownDone == nil {
-				ru.expired("; Shutdown returned but Serve did not")
-			} else {
-				ru.expired("")
-			}
-			cancelDrain()
-			return &LameDuckError{Expired: true, Err: ru.closeAndWait(shutdownDone)}
+			break wait
 		case sig := <-ru.sigc:
+			if signalsToForce--; signalsToForce > 0 {
+				ru.note(slog.LevelInfo, "lameduck: first signal during lame-duck mode", []slog.Attr{slog.String("signal", sig.String())},
+					"lameduck: received signal %q during lame-duck mode; another one ends the period now", sig)
+				continue
+			}
 			ru.note(slog.LevelWarn, "lameduck: second signal; ending the lame-duck period now", []slog.Attr{slog.String("signal", sig.String())},
 				"lameduck: received signal %q again; ending the lame-duck period now", sig)
+			forced = true
 			cancelDrain()
-			return &LameDuckError{Expired: true, Err: ru.closeAndWait(shutdownDone)}
+			break wait
 		}
 	}
-}
 
-func (ru *run) drained(start time.Time) error {
-	if ru.serveErr != nil {
-		took := time.Since(start)
-		ru.note(slog.LevelError, "lameduck: drained; Serve failed", []slog.Attr{slog.Duration("took", took), slog.Any("error", ru.serveErr)},
-			"lameduck: drained in %v; Serve failed: %v", took, ru.serveErr)
-	} else {
-		took := time.Since(start)
-		ru.note(slog.LevelInfo, "lameduck: drained", []slog.Attr{slog.Duration("took", took)},
-			"lameduck: drained in %v", took)
+	// drainDone is nil exactly when the drain had returned by now. The
+	// context's error now (before it is cancelled below) is what a late
+	// Shutdown may return as its own: DeadlineExceeded, or Canceled after a
+	// second signal.
+	ended, ctxErr := drainDone == nil, drainCtx.Err()
+	// Rule 5: DeadlineExceeded from Shutdown, wrapped or not, is an expiry.
+	failed := ended && drain.err != nil && !errors.Is(drain.err, context.DeadlineExceeded)
+	switch {
+	case failed:
+		ru.note(slog.LevelError, "lameduck: Shutdown failed", []slog.Attr{slog.Any("error", drain.err)},
+			"lameduck: Shutdown failed: %v", drain.err)
+	case forced:
+	case ended && ctxErr == nil:
+		ru.note(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended", []slog.Attr{slog.Any("error", drain.err)},
+			"lameduck: Shutdown gave up before the period ended: %v", drain.err)
+	case ended && serveDone != nil && drain.err == nil:
+		ru.expired("; Shutdown returned but Serve did not")
+	default:
+		ru.expired("")
 	}
-	return ru.serveErr
+	cancelDrain()
+
+	closing, stuck := ru.closeAndWait(drain)
+	if !ended {
+		// What a Shutdown still running at the period returned within the
+		// grace is reported too, unless it is only the context's error.
+		if err := withoutOwnErrs(drain.result(), ctxErr); err != nil {
+			ru.note(slog.LevelError, "lameduck: Shutdown failed", []slog.Attr{slog.Any("error", err)},
+				"lameduck: Shutdown failed: %v", err)
+		}
+	}
+	err := ru.stopErrors(drain, ctxErr, closing, stuck)
+	if failed {
+		return &LameDuckError{Err: err}
+	}
+	return &LameDuckError{Expired: true, Forced: forced, Err: err}
 }
 
-// drain runs the pre-shutdown steps and then Shutdown, all under ctx.
-func (ru *run) drain(ctx context.Context) error {
+// drained ends a drain that finished within the period. Run returns nil,
+// or the failures that Serve returned or reported through [Stop].
+func (ru *run) drained(start time.Time) error {
+	took := time.Since(start)
+	attrs := []slog.Attr{slog.Duration("took", took)}
+	detail := ""
+	if len(ru.cfg.steps) > 0 {
+		// The steps usually wait on purpose (for a load balancer), so the
+		// time the Server itself took to drain is worth its own figure.
+		attrs = append(attrs, slog.Duration("pre_shutdown", ru.stepsTook))
+		detail = fmt.Sprintf(" (pre-shutdown steps %v, Shutdown %v)", ru.stepsTook, took-ru.stepsTook)
+	}
+	err := ru.failures()
+	if err != nil {
+		ru.note(slog.LevelError, "lameduck: drained; Serve failed", append(attrs, slog.Any("error", err)),
+			"lameduck: drained in %v%s; Serve failed: %v", took, detail, err)
+	} else {
+		ru.note(slog.LevelInfo, "lameduck: drained", attrs, "lameduck: drained in %v%s", took, detail)
+	}
+	return err
+}
+
+// drain runs the pre-shutdown steps and then Shutdown, all under ctx. It
+// returns Shutdown's error, or ctx's when the steps used up the period.
+func (ru *run) drain(ctx context.Context, start time.Time) error {
+	n := len(ru.cfg.steps)
 	for i, step := range ru.cfg.steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		name := fmt.Sprintf("pre-shutdown step %d of %d", i+1, len(ru.cfg.steps))
+		ru.stage.Store(int32(i))
+		name := stageName(i, n)
 		if err := ru.guard(name, func() error { return step(ctx) }); err != nil {
-			ru.note(slog.LevelWarn, "lameduck: pre-shutdown step failed", []slog.Attr{slog.Int("step", i+1), slog.Int("steps", len(ru.cfg.steps)), slog.Any("error", err)},
+			ru.note(slog.LevelWarn, "lameduck: pre-shutdown step failed", []slog.Attr{slog.Int("step", i+1), slog.Int("steps", n), slog.Any("error", err)},
 				"lameduck: %s failed: %v", name, err)
 		}
 	}
@@ -107,59 +155,138 @@ func (ru *run) drain(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return ru.guard("Shutdown", func() error { return ru.svr.Shutdown(ctx) })
+	ru.stage.Store(int32(n))
+	ru.stepsTook = time.Since(start)
+	return ru.guard("Shutdown", func() error { return ru.r.svr.Shutdown(ctx) })
 }
 
-// closeAndWait cancels Serve's context, calls Close, and waits for Close,
-// for Serve and, when shutdownDone is not nil, for Shutdown to return, for at
-// most closeGrace. It returns Close's error, joined with an error naming any
-// method that was still running when the grace ran out.
-func (ru *run) closeAndWait(shutdownDone <-chan error) error {
-	ru.cancelServe()
-	closeDone := make(chan error, 1)
-	go func() { closeDone <- ru.guard("Close", ru.svr.Close) }()
+// stageName names what the drain does at stage i of n steps: a step by its
+// position, or Shutdown once the steps are over.
+func stageName(i, n int) string {
+	if i < n {
+		return fmt.Sprintf("pre-shutdown step %d of %d", i+1, n)
+	}
+	return "Shutdown"
+}
 
+// closeAndWait cancels Serve's context, calls Close, and waits for Close, for
+// drain (when not nil) and for Serve to return, for at most closeGrace. It
+// returns Close's task, and an error naming what was still running when the
+// grace ran out (nil when nothing was).
+func (ru *run) closeAndWait(drain *task) (closing *task, stuck error) {
+	ru.cancelServe()
+	closing = ru.spawn("Close", ru.r.svr.Close)
 	grace := time.NewTimer(closeGrace)
 	defer grace.Stop()
-	var closeErr error
-	for closeDone != nil || shutdownDone != nil || ru.serveDone != nil {
+	type named struct {
+		t    *task
+		name func() string
+	}
+	tasks := []named{{closing, func() string { return "Close" }}}
+	if drain != nil {
+		tasks = append(tasks, named{drain, func() string { return stageName(int(ru.stage.Load()), len(ru.cfg.steps)) }})
+	}
+	tasks = append(tasks, named{ru.serve, func() string { return "Serve" }})
+wait:
+	for _, n := range tasks {
 		select {
-		case closeErr = <-closeDone:
-			closeDone = nil
-			if closeErr != nil {
-				ru.note(slog.LevelError, "lameduck: Close failed", []slog.Attr{slog.Any("error", closeErr)},
-					"lameduck: Close failed: %v", closeErr)
-			} else {
-				ru.note(slog.LevelInfo, "lameduck: server closed", nil, "lameduck: server closed")
-			}
-		case <-shutdownDone:
-			shutdownDone = nil
-		case <-ru.serveDone:
-			ru.serveDone = nil
+		case <-n.t.done:
 		case <-grace.C:
-			var stuck []string
-			if closeDone != nil {
-				stuck = append(stuck, "Close")
-			}
-			if shutdownDone != nil {
-				stuck = append(stuck, "Shutdown")
-			}
-			if ru.serveDone != nil {
-				stuck = append(stuck, "Serve")
-			}
-			list := strings.Join(stuck, ", ")
-			if i := strings.LastIndex(list, ", "); i >= 0 {
-				list = list[:i] + " and " + list[i+2:]
-			}
-			err := fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, closeGrace)
-			ru.note(slog.LevelError, err.Error(), nil, "%v", err)
-			return errors.Join(closeErr, err)
+			break wait
 		}
 	}
-	return closeErr
+
+	if closing.finished() {
+		if closing.err != nil {
+			ru.note(slog.LevelError, "lameduck: Close failed", []slog.Attr{slog.Any("error", closing.err)},
+				"lameduck: Close failed: %v", closing.err)
+		} else {
+			ru.note(slog.LevelInfo, "lameduck: server closed", nil, "lameduck: server closed")
+		}
+	}
+	var running []string
+	for _, n := range tasks {
+		if !n.t.finished() {
+			running = append(running, n.name())
+		}
+	}
+	if len(running) == 0 {
+		return closing, nil
+	}
+	list := strings.Join(running, ", ")
+	if i := strings.LastIndex(list, ", "); i >= 0 {
+		list = list[:i] + " and " + list[i+2:]
+	}
+	stuck = fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, closeGrace)
+	ru.note(slog.LevelError, stuck.Error(), nil, "%v", stuck)
+	return closing, stuck
 }
 
 func (ru *run) expired(detail string) {
 	ru.note(slog.LevelWarn, "lameduck: lame-duck period expired", []slog.Attr{slog.Duration("period", ru.cfg.period)},
 		"lameduck: lame-duck period of %v expired%s", ru.cfg.period, detail)
+}
+
+// failures joins the errors Serve returned (if it has) and those Servers
+// reported through Stop, leaving out a reported one that Serve's error
+// already contains, so that a Group or Worker failure is told once.
+func (ru *run) failures() error {
+	serveErr := ru.serve.result()
+	ru.mu.Lock()
+	causes := append([]error(nil), ru.causes...)
+	ru.mu.Unlock()
+	var errs []error
+	for _, c := range causes {
+		if serveErr == nil || !errors.Is(serveErr, c) {
+			errs = append(errs, c)
+		}
+	}
+	return joinErrors(append(errs, serveErr)...)
+}
+
+// stopErrors is the Err of a LameDuckError (semantics 5 and 6): what
+// Shutdown returned (but its context's own error, ctxErr), the failures,
+// Close's error and what is stuck; nil when there was none of them. The
+// steps' errors are only logged (semantic 3): they did not stop the drain.
+func (ru *run) stopErrors(drain *task, ctxErr error, closing *task, stuck error) error {
+	return joinErrors(withoutOwnErrs(drain.result(), ctxErr), ru.failures(), closing.result(), stuck)
+}
+
+// withoutOwnErrs returns what Shutdown returned without the drain context's
+// own errors, which LameDuckError.Expired already reports: a
+// DeadlineExceeded (wrapped or not, as rule 5 counts it) or ctxErr (the
+// cancellation by a second signal). From a joined error (a Group's
+// Shutdown) it keeps the rest.
+func withoutOwnErrs(err, ctxErr error) error {
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		var keep []error
+		for _, e := range multi.Unwrap() {
+			if e = withoutOwnErrs(e, ctxErr); e != nil {
+				keep = append(keep, e)
+			}
+		}
+		if len(keep) == len(multi.Unwrap()) {
+			return err
+		}
+		return joinErrors(keep...)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || (ctxErr != nil && errors.Is(err, ctxErr)) {
+		return nil
+	}
+	return err
+}
+
+// joinErrors is errors.Join, except that a single error is returned as it
+// is, so that errors.Is, == and its message are exactly the original's.
+func joinErrors(errs ...error) error {
+	var kept []error
+	for _, err := range errs {
+		if err != nil {
+			kept = append(kept, err)
+		}
+	}
+	if len(kept) == 1 {
+		return kept[0]
+	}
+	return errors.Join(kept...)
 }

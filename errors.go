@@ -9,40 +9,57 @@ import (
 // LameDuckError reports a stop that did not end in a clean drain. Run returns
 // it in two cases:
 //
-//   - Expired is true: the lame-duck period ran out, Shutdown reported
-//     [context.DeadlineExceeded], or a second signal cut the period short. Close
-//     was called and Err holds what Close returned (nil when it succeeded).
-//   - Expired is false: Shutdown failed with some other error, which Err holds.
-//     Close was still called so that nothing keeps running; if it failed too,
-//     Err is the [errors.Join] of both errors.
+//   - Expired is true: the lame-duck period ended before the drain did. The
+//     period ran out, or Shutdown reported [context.DeadlineExceeded], or a
+//     second signal cut the period short (Forced is then true as well).
+//     Close was called.
+//   - Expired is false: Shutdown failed with some other error. Close was
+//     still called so that nothing keeps running.
+//
+// Err joins every error seen during the stop: Shutdown's (apart from its
+// context's own error, including what a Shutdown still running at the end
+// of the period returned within the grace after Close), Serve's and the
+// failures reported through [Stop] (such as a Group member's or a worker
+// handler's), the pre-shutdown steps', Close's, and one naming what did not
+// return after Close. When Shutdown's error is the only one, Err is exactly
+// that error. Err is nil only when there was none; errors.Is finds each.
 //
 // For an expired LameDuckError, errors.Is(err, context.DeadlineExceeded)
 // reports true even when Err is nil, so callers can test for expiry without
 // a type assertion.
 type LameDuckError struct {
 	Expired bool  // the period ended before the server drained, and Close was called
-	Err     error // Close's error when Expired; otherwise Shutdown's error
+	Forced  bool  // a second signal, not the clock, ended the period; Expired is true too
+	Err     error // every error seen during the stop; see above
 }
 
-// Error describes how the stop went, including the underlying error if any.
+// Error says how the stop went (whether the period ran out or a second
+// signal ended it), followed by Err if there is one.
 func (lde *LameDuckError) Error() string {
 	if lde == nil {
 		return "lameduck: <nil>"
 	}
+	what := "lameduck: shutdown failed"
+	switch {
+	case lde.Forced:
+		what = "lameduck: a second signal ended the lame-duck period"
+	case lde.Expired:
+		what = "lameduck: lame-duck period expired"
+	}
 	switch {
 	case lde.Expired && lde.Err == nil:
-		return "lameduck: lame-duck period expired; server closed"
+		return what + "; server closed"
 	case lde.Expired:
-		return fmt.Sprintf("lameduck: lame-duck period expired; closing the server: %v", lde.Err)
+		return fmt.Sprintf("%s; closing the server: %v", what, lde.Err)
 	case lde.Err == nil:
-		return "lameduck: shutdown failed"
+		return what
 	default:
-		return fmt.Sprintf("lameduck: shutdown failed: %v", lde.Err)
+		return fmt.Sprintf("%s: %v", what, lde.Err)
 	}
 }
 
 // Unwrap returns Err, so that errors.Is and errors.As see through the
-// LameDuckError to what Shutdown or Close returned.
+// LameDuckError to every error it reports.
 func (lde *LameDuckError) Unwrap() error {
 	if lde == nil {
 		return nil

@@ -12,11 +12,17 @@ import (
 // and share one lame-duck period: an HTTP front end and the worker it feeds,
 // say.
 //
-// Serve runs every member's Serve at once. If one fails before the Group is
-// shut down, the others are closed; once Shutdown has begun, they are left to
-// finish their drain. Either way Serve returns the failure (joined with any
-// other member's error) once every member's Serve has returned, and nil when
-// all of them returned nil.
+// Serve runs every member's Serve at once. When one fails, the Group asks
+// its Runner, through [Stop], to begin lame-duck mode: the pre-shutdown
+// steps run (a readiness probe fails, a delay passes) and then Shutdown
+// drains every member within the one period, so that a failed worker does
+// not cut the front end's requests short. A member may also call Stop
+// itself with the context its Serve got (a [Worker] does when a handler
+// fails); the Group names the member in the cause. Serve returns the
+// failures once every member's Serve has returned, each named
+// "lameduck: Group: server <i>: ...", and nil when all of them returned nil.
+// Without a Runner (Serve called directly) nobody would drain the others, so
+// a failure before Shutdown closes them instead.
 //
 // List members in the order they depend on each other, as they would be
 // started: a worker before the HTTP front end that feeds it. Shutdown shuts
@@ -28,8 +34,8 @@ import (
 // When members have a method Ready() <-chan struct{} (as [HTTPServer] has),
 // so has the Group, closed once all of them are ready; a Runner waits for it.
 //
-// A nil member, or one built from invalid input, makes NewRunner and Serve
-// fail. A panic in a member's method is returned as an error.
+// No members, a nil member, or one built from invalid input, makes NewRunner
+// and Serve fail. A panic in a member's method is returned as an error.
 func Group(servers ...Server) Server { return newGroup(false, servers) }
 
 // ParallelGroup is like [Group] but its Shutdown shuts every member down at
@@ -49,6 +55,14 @@ type group struct {
 
 func newGroup(parallel bool, servers []Server) *group {
 	g := &group{members: append([]Server(nil), servers...), parallel: parallel, ready: make(chan struct{})}
+	if len(servers) == 0 {
+		name := "Group"
+		if parallel {
+			name = "ParallelGroup"
+		}
+		// An empty Group would return nil at once and look like a clean run.
+		g.err = fmt.Errorf("lameduck: %s has no members", name)
+	}
 	for i, m := range g.members {
 		if err := checkServer(m); err != nil {
 			g.err = fmt.Errorf("lameduck: Group: server %d: %s", i, strings.TrimPrefix(err.Error(), "lameduck: "))
@@ -82,9 +96,14 @@ func (g *group) Serve(ctx context.Context) error {
 	}
 	results := make(chan result, len(g.members))
 	var pending []<-chan struct{} // members' Ready channels not yet closed
+	parent, _ := ctx.Value(stopKey{}).(stopper)
 	for i, m := range g.members {
+		mctx := ctx
+		if parent != nil {
+			mctx = context.WithValue(ctx, stopKey{}, memberStopper{parent, i})
+		}
 		go func() {
-			results <- result{i, call(fmt.Sprintf("Serve of server %d", i), func() error { return m.Serve(ctx) })}
+			results <- result{i, call(fmt.Sprintf("Serve of server %d", i), func() error { return m.Serve(mctx) })}
 		}()
 		if r, ok := m.(interface{ Ready() <-chan struct{} }); ok {
 			pending = append(pending, r.Ready())
@@ -110,7 +129,11 @@ func (g *group) Serve(ctx context.Context) error {
 			if r.err == nil {
 				continue
 			}
-			errs = append(errs, r.err)
+			err := named(r.i, r.err)
+			errs = append(errs, err)
+			if Stop(ctx, err) {
+				continue // the Runner drains the others gracefully
+			}
 			g.mu.Lock()
 			stopping := g.stopping
 			g.mu.Unlock()
@@ -124,10 +147,7 @@ func (g *group) Serve(ctx context.Context) error {
 			}
 		}
 	}
-	if len(errs) == 1 {
-		return errs[0]
-	}
-	return errors.Join(errs...)
+	return joinErrors(errs...)
 }
 
 func (g *group) Shutdown(ctx context.Context) error {
@@ -139,7 +159,7 @@ func (g *group) Shutdown(ctx context.Context) error {
 	g.mu.Unlock()
 	errs := make([]error, len(g.members))
 	shutdown := func(i int) {
-		errs[i] = call(fmt.Sprintf("Shutdown of server %d", i), func() error { return g.members[i].Shutdown(ctx) })
+		errs[i] = named(i, call(fmt.Sprintf("Shutdown of server %d", i), func() error { return g.members[i].Shutdown(ctx) }))
 	}
 	if g.parallel {
 		var wg sync.WaitGroup
@@ -161,7 +181,46 @@ func (g *group) Close() error {
 	}
 	var errs []error
 	for i := len(g.members) - 1; i >= 0; i-- {
-		errs = append(errs, call(fmt.Sprintf("Close of server %d", i), g.members[i].Close))
+		errs = append(errs, named(i, call(fmt.Sprintf("Close of server %d", i), g.members[i].Close)))
 	}
 	return errors.Join(errs...)
+}
+
+// named names member i in err. A recovered panic already names it.
+func named(i int, err error) error {
+	if _, ok := err.(*panicError); ok || err == nil {
+		return err
+	}
+	return &memberError{i: i, err: err}
+}
+
+// memberError is the error of a Group's member, named by its position.
+type memberError struct {
+	i   int
+	err error
+}
+
+func (e *memberError) Error() string {
+	return fmt.Sprintf("lameduck: Group: server %d: %s", e.i, strings.TrimPrefix(e.err.Error(), "lameduck: "))
+}
+
+func (e *memberError) Unwrap() error { return e.err }
+
+// Is reports whether target is the same member's error for the same
+// failure, so that a failure a member reported through Stop and then
+// returned from Serve is told once.
+func (e *memberError) Is(target error) bool {
+	t, ok := target.(*memberError)
+	return ok && t.i == e.i && errors.Is(e.err, t.err)
+}
+
+// memberStopper is what a member's Serve context carries for Stop: it names
+// the member in the cause and passes the request on to the Runner.
+type memberStopper struct {
+	parent stopper
+	i      int
+}
+
+func (m memberStopper) requestStop(cause error) bool {
+	return m.parent.requestStop(named(m.i, cause))
 }

@@ -200,19 +200,48 @@ func sortedWithin(events []string) []string {
 }
 
 func TestGroupServe(t *testing.T) {
-	t.Run("a member's failure closes the others and is returned unwrapped", func(t *testing.T) {
+	// Semantic 8 and the Group helper (SPEC v2): a member's failure is a
+	// graceful stop of the rest, with the pre-shutdown steps, and Run names
+	// the member.
+	t.Run("a member's failure drains the others after the pre-shutdown steps and Run names it", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			log := &eventLog{begin: time.Now()}
 			errBind := errors.New("listen: address in use")
 			a, b, c := newMember("a", log), newMember("b", log), newMember("c", log)
 			b.serveErr = errBind
-			err := Run(context.Background(), Group(a, b, c), withSignalSource(&fakeSignals{}), WithoutLogger())
-			if err != errBind {
-				t.Errorf("Run = %v, want %v itself", err, errBind)
+			c.work = 500 * time.Millisecond
+			step := func(ctx context.Context) error { log.add("readiness fails"); return Delay(time.Second)(ctx) }
+			err := Run(context.Background(), Group(a, b, c), withSignalSource(&fakeSignals{}), WithoutLogger(), WithPreShutdown(step))
+			if !errors.Is(err, errBind) || err.Error() != "lameduck: Group: server 1: listen: address in use" {
+				t.Errorf("Run = %v, want %q wrapping %v", err, "lameduck: Group: server 1: listen: address in use", errBind)
 			}
-			got := log.all()
+			var lde *LameDuckError
+			if errors.As(err, &lde) {
+				t.Errorf("Run = %#v, want a plain error: the drain was clean", err)
+			}
+			want := []string{
+				"0s b Serve failed", "0s readiness fails",
+				"1s c Shutdown begins", "1.5s c drained",
+				"1.5s b Shutdown begins", "1.5s b drained",
+				"1.5s a Shutdown begins", "1.5s a drained",
+			}
+			if diff := cmp.Diff(want, log.all()); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	})
+	t.Run("without a Runner a member's failure closes the others", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			log := &eventLog{begin: time.Now()}
+			errBind := errors.New("listen: address in use")
+			a, b, c := newMember("a", log), newMember("b", log), newMember("c", log)
+			b.serveErr = errBind
+			err := Group(a, b, c).Serve(context.Background())
+			if !errors.Is(err, errBind) || err.Error() != "lameduck: Group: server 1: listen: address in use" {
+				t.Errorf("Serve = %v, want it to name server 1 and wrap %v", err, errBind)
+			}
 			want := []string{"0s b Serve failed", "0s a Close", "0s c Close"}
-			if diff := cmp.Diff(want, got); diff != "" {
+			if diff := cmp.Diff(want, log.all()); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
 			}
 		})
@@ -231,8 +260,8 @@ func TestGroupServe(t *testing.T) {
 			if err := g.Shutdown(context.Background()); err != nil {
 				t.Errorf("Shutdown = %v", err)
 			}
-			if err := <-served; err != errJob {
-				t.Errorf("Serve = %v, want %v", err, errJob)
+			if err := <-served; !errors.Is(err, errJob) || err.Error() != "lameduck: Group: server 0: worker: job failed" {
+				t.Errorf("Serve = %v, want %v named as server 0's", err, errJob)
 			}
 			want := []string{
 				"1s front Shutdown begins", "1.5s worker Serve failed", "3s front drained",
@@ -277,9 +306,9 @@ func TestGroupServe(t *testing.T) {
 		}
 	})
 	t.Run("Serve twice is an error", func(t *testing.T) {
-		g := Group()
+		g := Group(ServerFuncs{ServeFunc: okServe})
 		if err := g.Serve(context.Background()); err != nil {
-			t.Fatalf("first Serve of an empty Group = %v, want nil", err)
+			t.Fatalf("first Serve = %v, want nil", err)
 		}
 		if err := g.Serve(context.Background()); err == nil {
 			t.Error("second Serve returned nil")

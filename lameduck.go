@@ -12,7 +12,8 @@
 // [net/http.Server]'s can be run. [FromHTTP] adapts an *http.Server,
 // [FromWorker] turns a pull-based queue consumer into a Server, and
 // [FromGRPC] bounds a gRPC server's GracefulStop, [ServerFuncs] builds a
-// Server from closures, and [Group] runs several under one period.
+// Server from closures, and [Group] runs several under one period; when one
+// of them fails, [Stop] turns the failure into a graceful stop of the rest.
 // [WithPreShutdown] and [Chain] add steps that run before the drain, such as
 // failing a [Readiness] probe and waiting ([Delay]) for load balancers to
 // notice.
@@ -56,8 +57,13 @@ import "context"
 // lame-duck period.
 //
 // Close stops everything at once. Run calls it when the period expires, when
-// Shutdown fails, or on a second signal; it may be called while Shutdown is
-// still running and must make Shutdown and Serve return promptly.
+// Shutdown fails, on a second signal, and when Serve fails before lame-duck
+// mode (so that nothing the server started outlives Run); it may be called
+// while Shutdown is still running and must make Shutdown and Serve return
+// promptly.
+//
+// A Server that holds several units of work can ask for a graceful stop of
+// all of them, when one fails, with [Stop] and the context Serve was given.
 type Server interface {
 	Serve(ctx context.Context) error
 	Shutdown(ctx context.Context) error
@@ -69,15 +75,27 @@ type Server interface {
 // [Runner.Run]; use a [Runner] when you need its Ready channel.
 //
 // Lame-duck mode begins on the first of the configured signals (by default
-// SIGINT and SIGTERM) or when ctx is cancelled, whichever comes first. Run
+// SIGINT and SIGTERM), when ctx is cancelled, or when the Server asks for it
+// with [Stop], whichever comes first. A signal received during lame-duck mode
+// ends the period at once when a signal began it; after any other trigger it
+// takes a second one, so that one SIGTERM seen both through a
+// [os/signal.NotifyContext] ctx and through Run's own handler counts once. Run
 // returns:
 //
 //   - nil when Serve returns nil before lame-duck mode begins, or when the
-//     drain finishes within the period;
-//   - Serve's error, unwrapped, when Serve fails before lame-duck mode begins,
-//     or during a drain that Shutdown otherwise finished cleanly;
-//   - a [*LameDuckError] when Shutdown fails or the period runs out;
+//     drain finishes within the period and nothing failed;
+//   - Serve's error, unwrapped, when Serve fails before lame-duck mode
+//     begins (Close is called first, and its error joined if it fails);
+//   - the failures that Serve returned or reported through Stop (a [Group]
+//     member's, named; a [Worker] handler's) when the drain they began, or
+//     that was under way, otherwise finished cleanly;
+//   - a [*LameDuckError] when Shutdown fails, the period runs out or a second
+//     signal cuts it short; its Err holds every error seen during the stop;
 //   - an error starting with "lameduck: " when the arguments are invalid.
+//
+// If Close, Serve, Shutdown or a pre-shutdown step has not returned one
+// second after Close was called, Run returns anyway, with an error naming
+// what is still running, and leaves it behind.
 func Run(ctx context.Context, svr Server, options ...Option) error {
 	r, err := NewRunner(svr, options...)
 	if err != nil {

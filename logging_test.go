@@ -150,7 +150,8 @@ func TestWithSlog(t *testing.T) {
 			"INFO lameduck: serving signals=[interrupt terminated]",
 			"INFO lameduck: entering lame-duck mode trigger=signal signal=terminated period=3s",
 			"WARN lameduck: pre-shutdown step failed step=1 steps=1 error=no registry",
-			"INFO lameduck: drained took=1.5s",
+			// SPEC v2 rule 14: pre-shutdown time apart from drain time.
+			"INFO lameduck: drained took=1.5s pre_shutdown=0s",
 		},
 	}, {
 		name:  "a context trigger and an expiry",
@@ -184,6 +185,42 @@ func TestWithSlog(t *testing.T) {
 	t.Run("nil is an error", func(t *testing.T) {
 		if _, err := NewRunner(newFakeServer(), WithSlog(nil)); err == nil {
 			t.Error("NewRunner accepted WithSlog(nil)")
+		}
+	})
+}
+
+// leveledRecorder records each line with its level, as the default glog
+// Logger receives them.
+type leveledRecorder struct {
+	recLogger
+}
+
+func (l *leveledRecorder) logAt(level slog.Level, format string, args ...any) {
+	l.Infof(level.String()+" "+format, args...)
+}
+
+// TestSeverities covers rule 14's severities: failures and forced stops
+// reach the default glog Logger at a level that glog's default flags send
+// to stderr (glogLogger.logAt maps Warn and above to ERROR).
+func TestSeverities(t *testing.T) {
+	var _ leveledLogger = glogLogger{}
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeServer()
+		s.drain, s.closeErr = time.Minute, errClose
+		rec := &leveledRecorder{}
+		h := start(t, s, WithLogger(rec))
+		sendSignal(h)
+		time.Sleep(time.Second)
+		sendSignal(h)
+		<-h.done
+		want := []string{
+			`INFO lameduck: serving; lame-duck mode begins on "interrupt", "terminated", context cancellation`,
+			`INFO lameduck: received signal "terminated"; entering lame-duck mode for up to 3s`,
+			`WARN lameduck: received signal "terminated" again; ending the lame-duck period now`,
+			"ERROR lameduck: Close failed: fake: close failed",
+		}
+		if diff := cmp.Diff(want, rec.all()); diff != "" {
+			t.Errorf("log lines (-want +got):\n%s", diff)
 		}
 	})
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"syscall"
 	"time"
-
-	"github.com/golang/glog"
 )
 
 // Option changes how a [Runner] behaves. Options are applied in order over
@@ -66,8 +64,9 @@ func Period(d time.Duration) Option {
 }
 
 // Signals replaces the list of signals that begin lame-duck mode; the default
-// is [os.Interrupt] and [syscall.SIGTERM]. Once lame-duck mode has begun, any
-// of these signals arriving again ends the period at once.
+// is [os.Interrupt] and [syscall.SIGTERM]. When a signal began lame-duck
+// mode, the next one ends the period at once; when the context or [Stop]
+// began it, the first signal does not, and the one after it does.
 //
 // Signals() with no arguments means that only cancelling the context given to
 // Run begins lame-duck mode; no signal handler is installed at all.
@@ -84,8 +83,11 @@ func Signals(sigs ...os.Signal) Option {
 	})
 }
 
-// WithLogger sends the Runner's log lines to l instead of the default, which
-// is glog's Infof. To log nothing, use [WithoutLogger]; a nil l is an error.
+// WithLogger sends the Runner's log lines to l instead of the default, glog.
+// The default logs failures and forced stops at glog's ERROR severity (so
+// that they reach stderr with glog's default flags) and the rest at INFO, and
+// Run flushes glog before it returns. To log nothing, use [WithoutLogger]; a
+// nil l is an error.
 func WithLogger(l Logger) Option {
 	return optionFunc(func(c *config) error {
 		if l == nil {
@@ -98,10 +100,13 @@ func WithLogger(l Logger) Option {
 
 // WithSlog sends the Runner's phases to l as structured records instead of
 // log lines: "lameduck: serving" (signals), "lameduck: entering lame-duck
-// mode" (trigger, signal or cause, period), "lameduck: pre-shutdown step
-// failed" (step, steps, error), "lameduck: drained" (took),
-// "lameduck: lame-duck period expired" (period), "lameduck: server closed",
-// and errors at level Error. It replaces the Logger; a nil l is an error.
+// mode" (trigger, signal or cause, period), "lameduck: stop requested"
+// (error), "lameduck: pre-shutdown step failed" (step, steps, error),
+// "lameduck: drained" (took, and pre_shutdown when there are steps),
+// "lameduck: lame-duck period expired" (period), "lameduck: second signal;
+// ending the lame-duck period now" (signal), "lameduck: server closed".
+// Failures and forced stops are at level Warn or Error. It replaces the
+// Logger; a nil l is an error.
 func WithSlog(l *slog.Logger) Option {
 	return optionFunc(func(c *config) error {
 		if l == nil {
@@ -143,15 +148,6 @@ func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 		c.steps = append(c.steps, list...)
 		return nil
 	})
-}
-
-// glogLogger is the default Logger.
-type glogLogger struct{}
-
-func (glogLogger) Infof(format string, args ...any) {
-	// Depth 2 skips this adapter and the Runner's logf wrapper, so the
-	// file:line in the log points at the phase that logged.
-	glog.InfoDepthf(2, format, args...)
 }
 
 type nopLogger struct{}

@@ -8,25 +8,26 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Runner runs one Server with lame-duck behaviour. Make one with [NewRunner];
 // it can be run once.
 type Runner struct {
-	svr   Server
-	cfg   config
-	ready chan struct{}
-	ran   atomic.Bool
-
-	state    atomic.Int32 // a State
-	lameDuck chan struct{}
+	svr      Server
+	cfg      config
+	ready    chan struct{}
+	lameDuck chan struct{} // closed when lame-duck mode begins
+	state    atomic.Int32  // a State; Run moves it on from StateNotStarted once
 }
 
 // NewRunner checks svr and options and returns a Runner for them. It fails,
 // with an error starting "lameduck: ", when svr is nil or is a helper built
-// from invalid input (such as a [ServerFuncs] without a ServeFunc) or when an
-// option is invalid.
+// from invalid input (such as a [ServerFuncs] without a ServeFunc, a
+// zero-value [Worker] or a [Group] without members) or when an option is
+// invalid.
 func NewRunner(svr Server, options ...Option) (*Runner, error) {
 	if err := checkServer(svr); err != nil {
 		return nil, err
@@ -95,12 +96,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		return errors.New("lameduck: Runner not made by NewRunner")
 	case ctx == nil:
 		return errors.New("lameduck: Run called with a nil Context")
-	case !r.ran.CompareAndSwap(false, true):
+	case !r.state.CompareAndSwap(int32(StateNotStarted), int32(StateRunning)):
 		return errors.New("lameduck: Runner.Run called more than once")
 	}
-	r.state.Store(int32(StateRunning))
-	ru := &run{Runner: r, sigc: make(chan os.Signal, 2)}
-	err := ru.serve(ctx)
+	ru := &run{r: r, cfg: &r.cfg, sigc: make(chan os.Signal, 2), stopAsked: make(chan struct{})}
+	err := ru.serveUntilStopped(ctx)
+	ru.end()
+	ru.flushLog()
 	if err != nil {
 		r.state.Store(int32(StateFailed))
 	} else {
@@ -109,28 +111,37 @@ func (r *Runner) Run(ctx context.Context) error {
 	return err
 }
 
-// run holds the state of one call of Runner.Run. Only the goroutine that
-// called Run touches its fields.
+// run holds the state of one call of Runner.Run. Its tasks can be read from
+// anywhere; the fields under mu are written by Servers calling [Stop], from
+// their own goroutines.
 type run struct {
-	*Runner
+	r           *Runner
+	cfg         *config
 	sigc        chan os.Signal
 	cancelServe context.CancelFunc
-	serveDone   chan error // nil once Serve's result has been received
-	serveErr    error
+	serve       *task
+	stage       atomic.Int32  // the step the drain is in; len(cfg.steps) for Shutdown
+	stepsTook   time.Duration // set by the drain before it calls Shutdown
+	stopAsked   chan struct{} // closed by the first call of Stop
+
+	mu     sync.Mutex
+	asked  bool    // stopAsked is closed
+	ended  bool    // Run has returned: Stop is a no-op
+	causes []error // the failures Servers reported through Stop, in order
 }
 
-// note records one phase of the run: as a record with attributes when the
-// Runner has a *slog.Logger, and otherwise as a line through its Logger.
-func (ru *run) note(level slog.Level, msg string, attrs []slog.Attr, format string, args ...any) {
-	if ru.cfg.slog != nil {
-		ru.cfg.slog.LogAttrs(context.Background(), level, msg, attrs...)
-		return
-	}
-	ru.cfg.logger.Infof(format, args...)
+// trigger is what began lame-duck mode.
+type trigger struct {
+	signal os.Signal   // the signal received, if a signal began it
+	desc   string      // for the log, such as `received signal "terminated"`
+	attrs  []slog.Attr // the same for WithSlog
 }
 
-// serve starts the Server and waits for a trigger or for Serve to end.
-func (ru *run) serve(ctx context.Context) error {
+var stopTrigger = trigger{desc: "stop requested", attrs: []slog.Attr{slog.String("trigger", "stop")}}
+
+// serveUntilStopped starts the Server, waits for a trigger or for Serve to
+// end, and stops it.
+func (ru *run) serveUntilStopped(ctx context.Context) error {
 	// Handlers go in before Serve starts and before Ready can close, so a
 	// signal sent the moment a caller sees "ready" takes the graceful path
 	// instead of the default action (which would kill the process).
@@ -139,47 +150,67 @@ func (ru *run) serve(ctx context.Context) error {
 		defer ru.cfg.source.Stop(ru.sigc)
 	}
 
-	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	serveCtx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), stopKey{}, ru))
 	defer cancel()
 	ru.cancelServe = cancel
-	ru.serveDone = make(chan error, 1)
-	go func() {
-		ru.serveDone <- ru.guard("Serve", func() error { return ru.svr.Serve(serveCtx) })
-	}()
+	ru.serve = ru.spawn("Serve", func() error { return ru.r.svr.Serve(serveCtx) })
 
 	var ready <-chan struct{}
-	if rs, ok := ru.svr.(interface{ Ready() <-chan struct{} }); ok {
+	if rs, ok := ru.r.svr.(interface{ Ready() <-chan struct{} }); ok {
 		ready = rs.Ready()
 	} else {
-		close(ru.ready)
+		close(ru.r.ready)
 	}
-	ru.note(slog.LevelInfo, "lameduck: serving", []slog.Attr{slog.Any("signals", ru.signalNames())},
-		"lameduck: serving; lame-duck mode begins on %s", ru.triggers())
+	ru.logServing()
 
 	for {
 		select {
-		case err := <-ru.serveDone:
-			ru.serveDone = nil
-			if err != nil {
-				ru.note(slog.LevelError, "lameduck: Serve failed", []slog.Attr{slog.Any("error", err)},
-					"lameduck: Serve failed: %v", err)
-			} else {
-				ru.note(slog.LevelInfo, "lameduck: Serve returned; nothing to drain", nil,
-					"lameduck: Serve returned; nothing to drain")
+		case <-ru.serve.done:
+			// A Server that asked to stop and then returned at once (a
+			// worker whose handler failed) still gets its graceful stop.
+			select {
+			case <-ru.stopAsked:
+				return ru.lameDuck(ctx, stopTrigger)
+			default:
 			}
-			return err
+			return ru.served()
 		case <-ready:
 			ready = nil
-			close(ru.ready)
+			close(ru.r.ready)
 		case sig := <-ru.sigc:
-			return ru.lameDuck(ctx, fmt.Sprintf("received signal %q", sig),
-				slog.String("trigger", "signal"), slog.String("signal", sig.String()))
+			return ru.lameDuck(ctx, trigger{signal: sig, desc: fmt.Sprintf("received signal %q", sig),
+				attrs: []slog.Attr{slog.String("trigger", "signal"), slog.String("signal", sig.String())}})
 		case <-ctx.Done():
 			cause := context.Cause(ctx)
-			return ru.lameDuck(ctx, fmt.Sprintf("context done (%v)", cause),
-				slog.String("trigger", "context"), slog.Any("cause", cause))
+			return ru.lameDuck(ctx, trigger{desc: fmt.Sprintf("context done (%v)", cause),
+				attrs: []slog.Attr{slog.String("trigger", "context"), slog.Any("cause", cause)}})
+		case <-ru.stopAsked:
+			return ru.lameDuck(ctx, stopTrigger)
 		}
 	}
+}
+
+// served handles Serve returning before any trigger: nil ends Run at once;
+// an error still gets Close, so that nothing the Server started outlives
+// Run (semantic 8).
+func (ru *run) served() error {
+	err := ru.serve.err
+	if err == nil {
+		ru.note(slog.LevelInfo, "lameduck: Serve returned; nothing to drain", nil,
+			"lameduck: Serve returned; nothing to drain")
+		return nil
+	}
+	ru.note(slog.LevelError, "lameduck: Serve failed", []slog.Attr{slog.Any("error", err)},
+		"lameduck: Serve failed: %v", err)
+	closing, stuck := ru.closeAndWait(nil)
+	return joinErrors(err, closing.result(), stuck)
+}
+
+// end makes later calls of Stop no-ops.
+func (ru *run) end() {
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	ru.ended = true
 }
 
 func (ru *run) signalNames() []string {

@@ -80,11 +80,13 @@ func TestRunOutcomes(t *testing.T) {
 		want: result{Elapsed: 3 * time.Second, Error: "lameduck: lame-duck period expired; server closed",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
+		// SPEC v2 rule 5: what a Shutdown still running at the period
+		// returns within the grace is reported too.
 		name:    "the period is enforced even when Shutdown ignores its context",
 		setup:   func(s *fakeServer) { s.drain, s.ignoreCtx = time.Hour, true },
 		opts:    []Option{Period(2 * time.Second)},
 		trigger: cancelCtx,
-		want: result{Elapsed: 2 * time.Second, Error: "lameduck: lame-duck period expired; server closed",
+		want: result{Elapsed: 2 * time.Second, Error: "lameduck: lame-duck period expired; closing the server: fake: closed during Shutdown",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
 		name:    "Close's error is the Err of an expired LameDuckError",
@@ -105,19 +107,29 @@ func TestRunOutcomes(t *testing.T) {
 		want: result{Error: "lameduck: shutdown failed: fake: shutdown failed\nfake: close failed",
 			LameDuck: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
+		// SPEC v2 rule 7: the error says a second signal ended the period.
 		name:    "a second signal ends the period at once",
 		setup:   func(s *fakeServer) { s.drain = time.Minute },
 		trigger: sendSignal,
 		after:   sendSignal,
-		want: result{Elapsed: time.Second, Error: "lameduck: lame-duck period expired; server closed",
+		want: result{Elapsed: time.Second, Error: "lameduck: a second signal ended the lame-duck period; server closed",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
-		name:    "a signal after a context trigger also ends the period",
+		// SPEC v2 rule 7: after a context trigger the first signal is the
+		// first, not the second; the one after it ends the period.
+		name:    "after a context trigger the first signal does not end the period and the second does",
 		setup:   func(s *fakeServer) { s.drain = time.Minute },
 		opts:    []Option{Period(10 * time.Second)},
 		trigger: cancelCtx,
-		after:   sendSignal,
-		want: result{Elapsed: time.Second, Error: "lameduck: lame-duck period expired; server closed",
+		after: func(h *harness) {
+			sendSignal(h)
+			time.Sleep(time.Second)
+			if h.returned() {
+				h.t.Error("the first signal after a context trigger ended the period")
+			}
+			sendSignal(h)
+		},
+		want: result{Elapsed: 2 * time.Second, Error: "lameduck: a second signal ended the lame-duck period; server closed",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
 		name:    "cancelling the context during a signal's drain does not cut it short",
@@ -157,15 +169,27 @@ func TestRunOutcomes(t *testing.T) {
 }
 
 // TestServeEndsBeforeTrigger covers semantics 8 and 9: a Serve that returns
-// before any trigger ends Run at once, with its own error, and no drain.
+// before any trigger ends Run at once, with no drain. A failed Serve still
+// gets Close (SPEC v2 rule 8), and Run returns its error unwrapped unless
+// Close fails too.
 func TestServeEndsBeforeTrigger(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		err  error
+		name      string
+		err       error
+		closeErr  error
+		wantCalls []string
+		want      func(error) bool
 	}{
-		{"Serve returning nil ends Run with nil", nil},
-		{"Serve failing ends Run with that error, unwrapped", errServe},
-		{"Serve failing with a DeadlineExceeded is still Serve's error, not an expiry", context.DeadlineExceeded},
+		{"Serve returning nil ends Run with nil", nil, nil, []string{"Serve"},
+			func(err error) bool { return err == nil }},
+		{"Serve failing ends Run with that error, unwrapped, after Close", errServe, nil, []string{"Serve", "Close"},
+			func(err error) bool { return err == errServe }},
+		{"Serve failing with a DeadlineExceeded is still Serve's error, not an expiry", context.DeadlineExceeded, nil, []string{"Serve", "Close"},
+			func(err error) bool { return err == context.DeadlineExceeded }},
+		{"Serve failing and Close failing are joined", errServe, errClose, []string{"Serve", "Close"},
+			func(err error) bool {
+				return errors.Is(err, errServe) && errors.Is(err, errClose) && err.Error() == "fake: serve failed\nfake: close failed"
+			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -177,18 +201,18 @@ func TestServeEndsBeforeTrigger(t *testing.T) {
 						return c.err
 					},
 					ShutdownFunc: func(context.Context) error { calls = append(calls, "Shutdown"); return nil },
-					CloseFunc:    func() error { calls = append(calls, "Close"); return nil },
+					CloseFunc:    func() error { calls = append(calls, "Close"); return c.closeErr },
 				}
 				h := start(t, svr)
 				elapsed, err := h.wait()
-				if err != c.err {
-					t.Errorf("Run returned %v, want exactly %v", err, c.err)
+				if !c.want(err) {
+					t.Errorf("Run returned %v", err)
 				}
 				var lde *LameDuckError
 				if errors.As(err, &lde) {
 					t.Errorf("Run returned a LameDuckError %v; no lame-duck should follow a Serve failure", err)
 				}
-				if diff := cmp.Diff([]string{"Serve"}, calls); diff != "" {
+				if diff := cmp.Diff(c.wantCalls, calls); diff != "" {
 					t.Errorf("calls (-want +got):\n%s", diff)
 				}
 				if elapsed != time.Second {
@@ -197,6 +221,25 @@ func TestServeEndsBeforeTrigger(t *testing.T) {
 			})
 		})
 	}
+	t.Run("a Close that never returns after a Serve failure holds Run for the grace only", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			release := make(chan struct{})
+			defer close(release)
+			svr := ServerFuncs{
+				ServeFunc: func(context.Context) error { return errServe },
+				CloseFunc: func() error { <-release; return nil },
+			}
+			h := start(t, svr)
+			elapsed, err := h.wait()
+			want := "fake: serve failed\nlameduck: Close did not return within 1s of Close being called"
+			if !errors.Is(err, errServe) || err.Error() != want {
+				t.Errorf("Run = %q, want %q", err, want)
+			}
+			if elapsed != closeGrace {
+				t.Errorf("Run returned %v after Serve failed, want the grace, %v", elapsed, closeGrace)
+			}
+		})
+	})
 }
 
 // TestSignalHandlers covers semantics 1, 11 and 12: the handlers are in

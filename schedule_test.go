@@ -15,14 +15,17 @@ import (
 
 // This file checks the Runner against every order of events a schedule
 // can describe: when Serve ends, how Shutdown and Close behave, when signals
-// and a context cancellation arrive, and what the pre-shutdown steps do.
-// An oracle written from SPEC.md, not from runner.go, says what Run must
-// return and when.
+// and a context cancellation arrive (also through a signal.NotifyContext
+// context that the same signals cancel), what the pre-shutdown steps do,
+// and, for a Group, when its second member fails and whether its Shutdown
+// fails. An oracle written from SPEC.md, not from runner.go
+// (schedule_oracle_test.go), says what Run must return and when.
 //
 // Times are multiples of 100ms plus a small offset that differs by kind of
-// event (signals +1µs, cancel +2µs, Serve +3µs, Shutdown +4µs, steps +5µs),
-// so that no two events of different kinds ever fall on the same instant
-// and the outcome is fully determined.
+// event (signals +1µs, cancel +2µs, Serve +3µs, Shutdown +4µs, steps +5µs,
+// the member's failure +9µs, the period +12µs), so that no two events of
+// different kinds ever fall on the same instant and the outcome is fully
+// determined.
 
 const never = time.Duration(math.MaxInt64)
 
@@ -35,17 +38,68 @@ const (
 	stepPanic
 )
 
+// serveMode is how the front server's Serve ends.
+type serveMode int
+
+const (
+	serveUntilStopped serveMode = iota // returns nil once Shutdown or Close is called
+	serveReturnsNil                    // returns nil at serveEnd (a batch job done)
+	serveFails                         // returns errSchedServe at serveEnd
+	servePanics                        // panics at serveEnd
+)
+
+// shutMode is how the front server's Shutdown behaves.
+type shutMode int
+
+const (
+	shutDrains     shutMode = iota // returns nil after shutDur, or ctx's error first
+	shutFails                      // returns errSchedShutdown after shutDur
+	shutGivesUp                    // returns a wrapped DeadlineExceeded after shutDur
+	shutIgnoresCtx                 // returns nil after shutDur, ignoring ctx; gives up when closed
+	shutPanics                     // panics at once
+)
+
+// closeMode is how the front server's Close behaves.
+type closeMode int
+
+const (
+	closeOK     closeMode = iota
+	closeFails            // returns errSchedClose
+	closePanics           // panics
+	closeHangs            // never returns (until the test ends)
+)
+
+// notifyMode says whether signals also reach Run through its context, as
+// with ctx from signal.NotifyContext for the same signals, and which of the
+// two deliveries happens first.
+type notifyMode int
+
+const (
+	notifyNone        notifyMode = iota
+	notifySignalFirst            // Run's handler gets it, then the context ends
+	notifyCtxFirst               // the context ends, then Run's handler gets it
+)
+
 type schedule struct {
-	period    time.Duration
-	signals   []time.Duration // when each SIGTERM arrives, from Run's start
-	cancelAt  time.Duration   // never: no cancellation
-	serveMode int             // 0: until stopped, 1: returns nil, 2: fails, 3: panics (at serveEnd)
-	serveEnd  time.Duration
-	steps     []stepKind
-	stepDur   []time.Duration // for stepSlow
-	shutMode  int             // 0: nil after, 1: error after, 2: DeadlineExceeded after, 3: ignores ctx, 4: panics
-	shutDur   time.Duration
-	closeMode int // 0: nil, 1: error, 2: panics, 3: never returns (until the test ends)
+	period   time.Duration
+	signals  []time.Duration // when each SIGTERM arrives, from Run's start
+	cancelAt time.Duration   // never: no cancellation
+	serve    serveMode
+	serveEnd time.Duration
+	steps    []stepKind
+	stepDur  []time.Duration // for stepSlow
+	shut     shutMode
+	shutDur  time.Duration
+	close    closeMode
+
+	notify notifyMode
+
+	// group runs Group(member, front): the front is the server above; the
+	// member serves until stopped, fails at memberFailAt, and its Shutdown
+	// fails at once when memberShutFails.
+	group           bool
+	memberFailAt    time.Duration // never: it does not fail
+	memberShutFails bool
 }
 
 // reader returns a function that takes the next byte of data modulo n, or 0
@@ -63,10 +117,11 @@ func reader(data []byte) func(n int) int {
 }
 
 // decode turns fuzz bytes into a schedule; every input is a valid one.
+// Fields decoded later were added later, so older seeds keep their meaning.
 func decode(data []byte) schedule {
 	next := reader(data)
 	const unit = 100 * time.Millisecond
-	s := schedule{period: time.Duration(1+next(8)) * 500 * time.Millisecond, cancelAt: never}
+	s := schedule{period: time.Duration(1+next(8))*500*time.Millisecond + 12*time.Microsecond, cancelAt: never, memberFailAt: never}
 	t := time.Duration(0)
 	for range next(4) {
 		t += time.Duration(1+next(20)) * unit
@@ -75,106 +130,43 @@ func decode(data []byte) schedule {
 	if next(2) == 1 {
 		s.cancelAt = time.Duration(next(40))*unit + 2*time.Microsecond
 	}
-	s.serveMode = next(4)
+	s.serve = serveMode(next(4))
 	s.serveEnd = time.Duration(next(40))*unit + 3*time.Microsecond
 	for range next(4) {
 		k := stepKind(next(4))
 		s.steps = append(s.steps, k)
 		s.stepDur = append(s.stepDur, time.Duration(1+next(30))*unit+5*time.Microsecond)
 	}
-	s.shutMode = next(5)
+	s.shut = shutMode(next(5))
 	s.shutDur = time.Duration(next(40))*unit + 4*time.Microsecond
-	s.closeMode = next(4)
-	if len(s.signals) == 0 && s.cancelAt == never && s.serveMode == 0 {
-		s.cancelAt = unit + 2*time.Microsecond // something must end the run
+	s.close = closeMode(next(4))
+	s.notify = notifyMode(next(3))
+	if s.group = next(2) == 1; s.group {
+		if next(2) == 1 {
+			s.memberFailAt = time.Duration(next(40))*unit + 9*time.Microsecond
+		}
+		s.memberShutFails = next(2) == 1
+	}
+	// Something must end the run.
+	endsItself := s.serve != serveUntilStopped
+	if s.group {
+		endsItself = s.serve == serveFails || s.serve == servePanics || s.memberFailAt != never
+	}
+	if len(s.signals) == 0 && s.cancelAt == never && !endsItself {
+		s.cancelAt = unit + 2*time.Microsecond
 	}
 	return s
 }
 
 var (
-	errSchedServe    = errors.New("sched: Serve failed")
-	errSchedShutdown = errors.New("sched: Shutdown failed")
-	errSchedClose    = errors.New("sched: Close failed")
+	errSchedServe          = errors.New("sched: Serve failed")
+	errSchedShutdown       = errors.New("sched: Shutdown failed")
+	errSchedClose          = errors.New("sched: Close failed")
+	errSchedMember         = errors.New("sched: member failed")
+	errSchedMemberShutdown = errors.New("sched: member's Shutdown failed")
 )
 
-// expectation is what the oracle predicts.
-type expectation struct {
-	kind      string        // "serve", "clean", "expired", "failed"
-	serveErr  string        // for "serve" and "clean": "", "error" or "panic"
-	at        time.Duration // when Run returns, from its start
-	shutdowns int
-	closes    int
-}
-
-func (s schedule) oracle() expectation {
-	serveResult := []string{"", "", "error", "panic"}[s.serveMode]
-	S := never
-	if s.serveMode != 0 {
-		S = s.serveEnd
-	}
-	// Semantic 2: the first signal or the cancellation begins lame-duck mode.
-	T := s.cancelAt
-	if len(s.signals) > 0 && s.signals[0] < T {
-		T = s.signals[0]
-	}
-	// Semantics 8 and 9: Serve ending first ends Run, with no lame-duck.
-	if S < T {
-		return expectation{kind: "serve", serveErr: serveResult, at: S}
-	}
-	// Semantics 3, 5 and 7: the period ends at T+period, or at the next
-	// signal after T, whichever is first.
-	F := T + s.period
-	for _, sig := range s.signals {
-		if sig > T {
-			F = min(F, sig)
-			break
-		}
-	}
-	grace := time.Duration(0)
-	if s.closeMode == 3 {
-		grace = closeGrace
-	}
-	expired := expectation{kind: "expired", at: F + grace, closes: 1}
-
-	// The steps run one after another; a slow one is cut short at F.
-	t := T
-	for i, k := range s.steps {
-		if t >= F {
-			break
-		}
-		if k == stepSlow {
-			t = min(t+s.stepDur[i], F)
-		}
-	}
-	E := t
-	if E >= F {
-		return expired // Shutdown is never called
-	}
-	expired.shutdowns = 1
-	// Serve's own result counts if it came during the steps; once Shutdown
-	// begins, this Serve returns nil.
-	duringDrain := ""
-	if S < E {
-		duringDrain = serveResult
-	}
-	if s.shutMode == 4 {
-		return expectation{kind: "failed", at: E + grace, shutdowns: 1, closes: 1}
-	}
-	R := E + s.shutDur
-	if R >= F {
-		return expired
-	}
-	switch s.shutMode {
-	case 1:
-		return expectation{kind: "failed", at: R + grace, shutdowns: 1, closes: 1}
-	case 2:
-		expired.at = R + grace
-		return expired
-	}
-	return expectation{kind: "clean", serveErr: duringDrain, at: R, shutdowns: 1}
-}
-
-// schedServer acts out a schedule's Server.
+// schedServer acts out a schedule's front server.
 type schedServer struct {
 	s         schedule
 	begin     time.Time
@@ -192,17 +184,17 @@ func (v *schedServer) stop() { v.stopper.Do(func() { close(v.stopped) }) }
 
 func (v *schedServer) Serve(ctx context.Context) error {
 	var end <-chan time.Time
-	if v.s.serveMode != 0 {
+	if v.s.serve != serveUntilStopped {
 		t := time.NewTimer(v.s.serveEnd - time.Since(v.begin))
 		defer t.Stop()
 		end = t.C
 	}
 	select {
 	case <-end:
-		switch v.s.serveMode {
-		case 2:
+		switch v.s.serve {
+		case serveFails:
 			return errSchedServe
-		case 3:
+		case servePanics:
 			panic("sched: Serve panicked")
 		}
 		return nil
@@ -216,57 +208,85 @@ func (v *schedServer) Shutdown(ctx context.Context) error {
 	v.shutdowns++
 	v.mu.Unlock()
 	v.stop()
-	if v.s.shutMode == 4 {
+	if v.s.shut == shutPanics {
 		panic("sched: Shutdown panicked")
 	}
 	t := time.NewTimer(v.s.shutDur)
 	defer t.Stop()
 	done := ctx.Done()
-	if v.s.shutMode == 3 {
-		done = nil
+	var closed <-chan struct{}
+	if v.s.shut == shutIgnoresCtx {
+		done, closed = nil, v.closedC
 	}
 	select {
 	case <-t.C:
-		switch v.s.shutMode {
-		case 1:
+		switch v.s.shut {
+		case shutFails:
 			return errSchedShutdown
-		case 2:
+		case shutGivesUp:
 			return fmt.Errorf("sched: gave up: %w", context.DeadlineExceeded)
 		}
 		return nil
 	case <-done:
 		return ctx.Err()
-	case <-v.closedForShutdown():
+	case <-closed:
 		return errors.New("sched: closed during Shutdown")
 	}
-}
-
-// closedForShutdown is the channel an ctx-ignoring Shutdown watches: it
-// closes when Close has done its work.
-func (v *schedServer) closedForShutdown() <-chan struct{} {
-	if v.s.shutMode != 3 {
-		return nil
-	}
-	return v.closedC
 }
 
 func (v *schedServer) Close() error {
 	v.mu.Lock()
 	v.closes++
 	v.mu.Unlock()
-	if v.s.closeMode == 3 {
+	if v.s.close == closeHangs {
 		<-v.release
 	}
 	v.stop()
 	v.closeOnce.Do(func() { close(v.closedC) })
-	switch v.s.closeMode {
-	case 1:
+	switch v.s.close {
+	case closeFails:
 		return errSchedClose
-	case 2:
+	case closePanics:
 		panic("sched: Close panicked")
 	}
 	return nil
 }
+
+// schedMember acts out the Group's other member: it serves until stopped
+// or until it fails, and its Shutdown returns at once.
+type schedMember struct {
+	s       schedule
+	begin   time.Time
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func (m *schedMember) stop() { m.once.Do(func() { close(m.stopped) }) }
+
+func (m *schedMember) Serve(context.Context) error {
+	var fail <-chan time.Time
+	if m.s.memberFailAt != never {
+		t := time.NewTimer(m.s.memberFailAt - time.Since(m.begin))
+		defer t.Stop()
+		fail = t.C
+	}
+	select {
+	case <-fail:
+		return errSchedMember
+	case <-m.stopped:
+		return nil
+	}
+}
+
+func (m *schedMember) Shutdown(context.Context) error {
+	m.stop()
+	if m.s.memberShutFails {
+		return errSchedMemberShutdown
+	}
+	return nil
+}
+
+func (m *schedMember) Close() error { m.stop(); return nil }
 
 // runSchedule runs s in a synctest bubble and checks Run against the oracle.
 func runSchedule(t *testing.T, s schedule) expectation {
@@ -274,6 +294,10 @@ func runSchedule(t *testing.T, s schedule) expectation {
 	want := s.oracle()
 	synctest.Test(t, func(t *testing.T) {
 		v := &schedServer{s: s, begin: time.Now(), stopped: make(chan struct{}), release: make(chan struct{}), closedC: make(chan struct{})}
+		var svr Server = v
+		if s.group {
+			svr = Group(&schedMember{s: s, begin: v.begin, stopped: make(chan struct{})}, v)
+		}
 		sig := &fakeSignals{}
 		var steps []func(context.Context) error
 		for i, k := range s.steps {
@@ -299,11 +323,22 @@ func runSchedule(t *testing.T, s schedule) expectation {
 			defer close(senderDone)
 			for _, at := range s.signals {
 				time.Sleep(at - time.Since(v.begin))
-				sig.send(syscall.SIGTERM)
+				// As with signal.NotifyContext and Run's own handler for
+				// the same signal: one delivery reaches both.
+				switch s.notify {
+				case notifySignalFirst:
+					sig.send(syscall.SIGTERM)
+					cancel()
+				case notifyCtxFirst:
+					cancel()
+					sig.send(syscall.SIGTERM)
+				default:
+					sig.send(syscall.SIGTERM)
+				}
 			}
 		}()
 
-		err := Run(ctx, v, Period(s.period), withSignalSource(sig), WithoutLogger(), WithPreShutdown(steps...))
+		err := Run(ctx, svr, Period(s.period), withSignalSource(sig), WithoutLogger(), WithPreShutdown(steps...))
 		at := time.Since(v.begin)
 		close(v.release)
 		<-senderDone
@@ -321,76 +356,88 @@ func runSchedule(t *testing.T, s schedule) expectation {
 		if sig.registered() != 0 || sig.stops != 1 {
 			t.Errorf("signal handlers left: %d registered, %d Stop calls\n%s", sig.registered(), sig.stops, describe)
 		}
-		if msg := checkResult(want, s, err); msg != "" {
+		if msg := checkResult(want, err); msg != "" {
 			t.Errorf("%s\n%s", msg, describe)
 		}
 	})
 	return want
 }
 
-func checkResult(want expectation, s schedule, err error) string {
+// checkResult compares Run's error with the oracle: its kind, and every
+// error it holds against the wanted ones, one to one.
+func checkResult(want expectation, err error) string {
 	var lde *LameDuckError
 	isLDE := errors.As(err, &lde)
-	stuck := err != nil && strings.Contains(err.Error(), "did not return within")
-	serveErrOK := func() bool {
-		switch want.serveErr {
-		case "":
-			return err == nil
-		case "error":
-			return err == errSchedServe // unwrapped, semantic 8
-		default:
-			return err != nil && strings.Contains(err.Error(), "Serve panicked") && !isLDE
-		}
-	}
 	switch want.kind {
-	case "serve", "clean":
-		if !serveErrOK() {
-			return fmt.Sprintf("Run = %v, want Serve's result %q", err, want.serveErr)
+	case servedFirst, cleanDrain:
+		if isLDE {
+			return fmt.Sprintf("Run = %v, want no LameDuckError", err)
 		}
-	case "expired":
+	case expiredStop:
 		if !isLDE || !lde.Expired || !errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Sprintf("Run = %v, want an expired LameDuckError", err)
 		}
-		if msg := checkClose(s, lde.Err, stuck); msg != "" {
-			return msg
+		if lde.Forced != want.forced {
+			return fmt.Sprintf("Run = %v: Forced = %v, want %v", err, lde.Forced, want.forced)
 		}
-	case "failed":
+	case failedStop:
 		if !isLDE || lde.Expired {
 			return fmt.Sprintf("Run = %v, want a LameDuckError for a failed Shutdown", err)
 		}
-		if s.shutMode == 1 && !errors.Is(err, errSchedShutdown) {
-			return fmt.Sprintf("Run = %v, want it to wrap Shutdown's error", err)
+	}
+	got := leaves(err)
+	if len(got) != len(want.errs) {
+		return fmt.Sprintf("Run's result holds %d errors %q, want %d: %s", len(got), got, len(want.errs), descs(want.errs))
+	}
+	used := make([]bool, len(got))
+next:
+	for _, w := range want.errs {
+		for i, g := range got {
+			if !used[i] && w.match(g) {
+				used[i] = true
+				continue next
+			}
 		}
-		if s.shutMode == 4 && !strings.Contains(err.Error(), "Shutdown panicked") {
-			return fmt.Sprintf("Run = %v, want Shutdown's panic", err)
+		return fmt.Sprintf("Run's result %q lacks %s", got, w.desc)
+	}
+	if want.exact {
+		inner := err
+		if isLDE {
+			inner = lde.Err
 		}
-		if s.closeMode == 1 && !errors.Is(err, errSchedClose) {
-			return fmt.Sprintf("Run = %v, want Close's error joined in", err)
+		if inner != got[0] {
+			return fmt.Sprintf("Run = %#v, want exactly %v, not wrapped or joined", err, got[0])
 		}
 	}
 	return ""
 }
 
-func checkClose(s schedule, closeErr error, stuck bool) string {
-	switch s.closeMode {
-	case 0:
-		if closeErr != nil {
-			return fmt.Sprintf("Err = %v, want nil (Close succeeded)", closeErr)
+// leaves flattens Run's result into the errors it joins.
+func leaves(err error) []error {
+	var lde *LameDuckError
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, x := range e.Unwrap() {
+			out = append(out, leaves(x)...)
 		}
-	case 1:
-		if !errors.Is(closeErr, errSchedClose) {
-			return fmt.Sprintf("Err = %v, want Close's error", closeErr)
+		return out
+	default:
+		if errors.As(err, &lde) && lde == err {
+			return leaves(lde.Err)
 		}
-	case 2:
-		if closeErr == nil || !strings.Contains(closeErr.Error(), "Close panicked") {
-			return fmt.Sprintf("Err = %v, want Close's panic", closeErr)
-		}
-	case 3:
-		if !stuck {
-			return fmt.Sprintf("Err = %v, want one saying Close did not return", closeErr)
-		}
+		return []error{err}
 	}
-	return ""
+}
+
+func descs(ws []want) string {
+	var out []string
+	for _, w := range ws {
+		out = append(out, w.desc)
+	}
+	return strings.Join(out, "; ")
 }
 
 func FuzzSchedule(f *testing.F) {
@@ -398,11 +445,11 @@ func FuzzSchedule(f *testing.F) {
 		{},                              // cancel at 100ms, clean drain
 		{2, 1, 5},                       // one signal
 		{0, 0, 0, 1, 2, 10},             // Serve returns nil before any trigger
-		{0, 0, 0, 2, 2, 10},             // Serve fails first
+		{0, 0, 0, 2, 2, 10},             // Serve fails first: Close, then its error
 		{0, 0, 0, 3, 2, 10},             // Serve panics first
 		{0, 2, 3, 4},                    // two signals: the second ends the period
 		{1, 1, 3, 0, 0, 0, 0, 0, 39},    // Shutdown outlasts the period
-		{1, 1, 3, 0, 0, 0, 0, 3, 39},    // ... while ignoring its ctx
+		{1, 1, 3, 0, 0, 0, 0, 3, 39},    // ... while ignoring its ctx: its error after Close
 		{1, 1, 3, 0, 0, 0, 0, 1, 2},     // Shutdown fails
 		{1, 1, 3, 0, 0, 0, 0, 1, 2, 1},  // ... and so does Close
 		{1, 1, 3, 0, 0, 0, 0, 4},        // Shutdown panics
@@ -412,6 +459,13 @@ func FuzzSchedule(f *testing.F) {
 		{0, 1, 3, 0, 0, 0, 3, 2, 29, 1, 5, 3, 0, 0, 10},     // steps: slow, error, panic
 		{0, 1, 3, 0, 0, 0, 2, 2, 29, 2, 29},                 // slow steps use up the period
 		{3, 3, 2, 2, 2, 1, 7, 2, 9, 3, 1, 2, 4, 1, 0, 8, 2}, // a bit of everything
+		{7, 2, 3, 5, 1, 20, 0, 0, 0, 0, 39, 0, 2},           // a NotifyContext ctx ends first, then two signals
+		{7, 2, 3, 5, 0, 0, 0, 0, 0, 39, 0, 1},               // ... Run's handler first
+		{1, 2, 5, 5, 1, 3, 0, 0, 0, 0, 39, 0, 0},            // cancel, then two signals: the first does not force
+		{3, 0, 0, 0, 10, 0, 0, 10, 0, 0, 1, 1, 5, 0},        // Group: the member fails, the rest drains
+		{3, 0, 0, 2, 5, 1, 2, 20, 0, 3, 0, 0, 1, 0, 1, 1},   // Group: the front fails; a slow step uses up the period, so no Shutdown
+		{1, 1, 3, 0, 0, 0, 0, 0, 39, 0, 0, 1, 1, 20, 1},     // Group: the member's Shutdown fails after the period: still reported
+		{1, 1, 3, 0, 0, 0, 0, 0, 39, 0, 0, 1, 1, 10, 0},     // Group: the member fails during a drain that expires
 	} {
 		f.Add(seed)
 	}
@@ -423,13 +477,24 @@ func FuzzSchedule(f *testing.F) {
 // TestScheduleStress runs many random schedules in plain `go test`, and
 // reports how often each outcome came up so that a gap in coverage shows.
 func TestScheduleStress(t *testing.T) {
-	kinds := map[string]int{}
-	n := stress(t, 3000, 1, 24, func(data []byte) {
-		kinds[runSchedule(t, decode(data)).kind]++
+	seen := map[string]int{}
+	n := stress(t, 3000, 1, 28, func(data []byte) {
+		s := decode(data)
+		want := runSchedule(t, s)
+		seen[string(want.kind)]++
+		if want.forced {
+			seen["forced"]++
+		}
+		if s.group {
+			seen["group "+string(want.kind)]++
+		}
+		if s.notify != notifyNone {
+			seen["notify"]++
+		}
 	})
-	t.Logf("%d schedules: %v", n, kinds)
-	for _, k := range []string{"serve", "clean", "expired", "failed"} {
-		if kinds[k] == 0 {
+	t.Logf("%d schedules: %v", n, seen)
+	for _, k := range []string{"serve", "clean", "expired", "failed", "forced", "group clean", "group expired", "group failed", "notify"} {
+		if seen[k] == 0 {
 			t.Errorf("no schedule ended %q; the generator is too narrow", k)
 		}
 	}

@@ -19,6 +19,7 @@ type workerCase struct {
 	outcome   []int           // per item: 0 ok, 1 error, 2 panic
 	triggerAt time.Duration   // 0: no trigger
 	period    time.Duration
+	buffered  bool // the items wait in a buffered channel read by ChanSource
 }
 
 func decodeWorker(data []byte) workerCase {
@@ -43,6 +44,7 @@ func decodeWorker(data []byte) workerCase {
 		}
 		c.outcome = append(c.outcome, o)
 	}
+	c.buffered = next(2) == 1
 	return c
 }
 
@@ -91,6 +93,30 @@ func runWorkerCase(t *testing.T, c workerCase) {
 			}
 			return nil
 		}
+		if c.buffered {
+			// Every item is accepted before Run starts: in the channel,
+			// which is closed (the source runs dry) only when nothing else
+			// would end the run.
+			items := make(chan int, c.items)
+			for i := range c.items {
+				items <- i
+			}
+			if c.triggerAt == 0 {
+				close(items)
+			}
+			source := ChanSource(items)
+			next = func(ctx context.Context) (int, error) {
+				l.enter(&l.pulling, &l.maxPull)
+				defer l.leave(&l.pulling)
+				i, err := source(ctx)
+				if err == nil {
+					l.mu.Lock()
+					l.pulled = append(l.pulled, i)
+					l.mu.Unlock()
+				}
+				return i, err
+			}
+		}
 		h := start(t, FromWorker(next, handle, Concurrency(c.n)), Period(c.period), WithoutLogger())
 		begin := time.Now()
 		if c.triggerAt > 0 {
@@ -124,6 +150,11 @@ func runWorkerCase(t *testing.T, c workerCase) {
 		if err != nil && !errors.As(err, &lde) && !failed {
 			t.Errorf("Run failed although no handler did\n%s", describe)
 		}
+		// Rule 15: accepted items are handled during the drain; only
+		// Close (the period over) may leave some in the channel.
+		if c.buffered && !(lde != nil && lde.Expired) && len(l.handled) != c.items {
+			t.Errorf("handled %d of %d accepted items without an expiry\n%s", len(l.handled), c.items, describe)
+		}
 	})
 }
 
@@ -136,6 +167,8 @@ func FuzzWorker(f *testing.F) {
 		{8, 1, 0, 9, 0, 5, 0, 5, 1, 5}, // an item fails
 		{8, 1, 0, 9, 0, 5, 1, 5, 2, 5}, // an item panics
 		{39, 5, 1, 9, 19, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+		{12, 2, 0, 9, 1, 3, 5, 3, 5, 3, 5, 3, 5, 3, 5, 3, 5, 3, 5, 3, 5, 3, 5, 3, 5, 3, 5, 3, 5, 1}, // SIGTERM with items buffered in a channel
+		{6, 1, 0, 9, 2, 3, 5, 3, 0, 3, 5, 3, 5, 3, 5, 3, 5, 1},                                      // ... and one of them fails
 	} {
 		f.Add(seed)
 	}

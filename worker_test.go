@@ -205,17 +205,48 @@ func TestWorkerEdges(t *testing.T) {
 			}
 		})
 	})
+	// SPEC v2, FromWorker helper: a panic or error of next is an error even
+	// during the drain (issue 10, case 5).
+	for _, c := range []struct {
+		name string
+		next func(context.Context) (int, error)
+		want string
+	}{
+		{"a panic in next during the drain is Run's error, not swallowed",
+			func(ctx context.Context) (int, error) { <-ctx.Done(); panic("queue client bug") },
+			"lameduck: next panicked: queue client bug"},
+		{"an error from next during the drain, other than its context's, is Run's error",
+			func(ctx context.Context) (int, error) { <-ctx.Done(); return 0, errors.New("connection reset") },
+			"connection reset"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, FromWorker(c.next, func(context.Context, int) error { return nil }), WithoutLogger())
+				sendSignal(h)
+				if err := <-h.done; err == nil || err.Error() != c.want {
+					t.Errorf("Run = %v, want %q", err, c.want)
+				}
+			})
+		})
+	}
 	t.Run("a wrapped io.EOF also ends the source", func(t *testing.T) {
 		w := FromWorker(func(context.Context) (int, error) { return 0, errors.Join(io.EOF) }, func(context.Context, int) error { return nil })
 		if err := w.Serve(context.Background()); err != nil {
 			t.Errorf("Serve = %v, want nil", err)
 		}
 	})
-	t.Run("a panicking handler is a fatal error", func(t *testing.T) {
-		w := FromWorker(ChanSource(chanOf(1, 2)), func(context.Context, int) error { panic("bad item") })
+	// SPEC v2: a failure still hands over the accepted items (here, with
+	// no Runner to ask, the Worker drains on its own), so each item in the
+	// channel reaches handle once and each panic is reported.
+	t.Run("a panicking handler is a failure, and the accepted items are still handled", func(t *testing.T) {
+		var got []int
+		w := FromWorker(ChanSource(chanOf(1, 2)), func(_ context.Context, i int) error { got = append(got, i); panic("bad item") })
 		err := w.Serve(context.Background())
-		if err == nil || err.Error() != "lameduck: handle panicked: bad item" {
+		if err == nil || err.Error() != "lameduck: handle panicked: bad item\nlameduck: handle panicked: bad item" {
 			t.Errorf("Serve = %v", err)
+		}
+		if diff := cmp.Diff([]int{1, 2}, got); diff != "" {
+			t.Errorf("handled (-want +got):\n%s", diff)
 		}
 	})
 	t.Run("Shutdown before Serve: Serve pulls nothing and returns nil", func(t *testing.T) {
