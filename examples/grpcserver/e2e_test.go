@@ -120,7 +120,7 @@ func TestPeriodExpires(t *testing.T) {
 	}
 }
 
-// A rolling restart of three instances behind grpc-go's round_robin
+// Two rolling restarts of three instances behind grpc-go's round_robin
 // balancer with client-side health checking: each instance in turn gets
 // SIGTERM while a replacement starts on a new port, and the addresses are
 // updated the way a slow service registry would (the old address goes only
@@ -218,16 +218,18 @@ func TestRollingRestartRoundRobin(t *testing.T) {
 	before := sent
 	mu.Unlock()
 
-	for i, old := range live {
-		sigAt := old.p.term()
-		p, addr := startServer(t, args...)
-		live[i] = instance{p, addr}
-		r.UpdateState(addrs(old)) // the new one joins; the old one is still listed
-		code, exitAt := old.p.wait()
-		r.UpdateState(addrs())
-		t.Logf("instance %d replaced: old one exited %d, %v after SIGTERM", i, code, exitAt.Sub(sigAt).Round(time.Millisecond))
-		if code != 0 {
-			t.Errorf("instance %d exited with code %d, want 0", i, code)
+	for round := range 2 {
+		for i, old := range live {
+			sigAt := old.p.term()
+			p, addr := startServer(t, args...)
+			live[i] = instance{p, addr}
+			r.UpdateState(addrs(old)) // the new one joins; the old one is still listed
+			code, exitAt := old.p.wait()
+			r.UpdateState(addrs())
+			t.Logf("round %d, instance %d replaced: old one exited %d, %v after SIGTERM", round, i, code, exitAt.Sub(sigAt).Round(time.Millisecond))
+			if code != 0 {
+				t.Errorf("round %d, instance %d exited with code %d, want 0", round, i, code)
+			}
 		}
 	}
 	mu.Lock()
@@ -248,7 +250,7 @@ func TestRollingRestartRoundRobin(t *testing.T) {
 			t.Errorf("instance %s exited with code %d at the end, want 0", in.addr, code)
 		}
 	}
-	t.Logf("%d RPCs over a rolling restart of 3 instances (%d while instances were replaced), %d failed", sent, during, len(failed))
+	t.Logf("%d RPCs over 2 rolling restarts of 3 instances (%d while instances were replaced), %d failed", sent, during, len(failed))
 	if len(failed) > 0 {
 		t.Errorf("%d of %d RPCs failed, e.g. %v", len(failed), sent, failed[:min(3, len(failed))])
 	}
