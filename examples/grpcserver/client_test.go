@@ -50,7 +50,7 @@ func callCount(ctx context.Context, cc grpc.ClientConnInterface, n int64, starte
 
 // dial makes a client for one server address; it is closed when the test
 // ends.
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 // real clients over loopback; the Runner is triggered by cancelling its
 // context, so no signal is involved.
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
