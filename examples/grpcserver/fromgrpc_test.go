@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -173,5 +174,34 @@ func TestHealthWatchAndTheDrain(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The trap the README warns of: keepalive's MaxConnectionAgeGrace shorter
+// than the period closes a connection with an RPC still on it, and to
+// GracefulStop that is a connection that finished, so Run reports a clean
+// drain although the client's RPC failed.
+func TestMaxConnectionAgeGraceCutsRPCsWhileRunSaysNil(t *testing.T) {
+	a := announcing{started: make(chan struct{}, 1)}
+	s := grpc.NewServer(grpc.KeepaliveParams(keepalive.ServerParameters{
+		MaxConnectionAge:      300 * time.Millisecond,
+		MaxConnectionAgeGrace: 100 * time.Millisecond, // far less than the period
+	}))
+	s.RegisterService(&demoDesc, a)
+	ln := listen(t)
+	trigger, result := runAsync(t, lameduck.FromGRPC(s, ln), lameduck.Period(10*time.Second))
+	callErr := make(chan error, 1)
+	go func() { callErr <- callSleep(context.Background(), dial(t, ln.Addr().String()), 5*time.Second) }()
+	<-a.started
+	at := trigger()
+	err := result()
+	t.Logf("Run returned %v after the trigger: %v", time.Since(at).Round(time.Millisecond), err)
+	if err != nil {
+		t.Errorf("Run = %v; the trap is that it says nil", err)
+	}
+	if err := <-callErr; status.Code(err) != codes.Unavailable {
+		t.Errorf("the RPC ended with %v; the trap is that it is cut (Unavailable)", err)
+	} else {
+		t.Logf("the RPC in flight: %v", err)
 	}
 }
