@@ -31,8 +31,9 @@ type GRPCServer interface {
 // Run has returned, exactly as it would under gRPC alone: its client has
 // already seen the connection close, and the GracefulStop that Shutdown
 // started returns only when the last such handler does. (With the
-// grpc.WaitForHandlers server option Stop itself waits for them; then Run
-// reports Shutdown and Close as stuck once its grace has passed.)
+// grpc.WaitForHandlers server option, Stop itself waits for them, and so do
+// Shutdown, Close and Serve; Run then names them as stuck once its grace
+// after Close has passed.)
 //
 // Serve returns nil after a stop that Shutdown or Close asked for, and does
 // not serve at all (it closes ln) when one of them came first. When gRPC's
