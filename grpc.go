@@ -19,25 +19,50 @@ type GRPCServer interface {
 
 // FromGRPC makes a [Server] of a gRPC server that serves on ln.
 //
-// Shutdown calls GracefulStop, which stops accepting connections and waits
-// for the RPCs in flight. GracefulStop has no deadline of its own; Shutdown
-// gives it one: when ctx ends first, Shutdown calls Stop, which cancels the
-// RPCs still running, and returns ctx's error. Close calls Stop. Serve
-// returns nil after either, and does not serve at all (it closes ln) when
-// Shutdown or Close came first.
+// Shutdown calls GracefulStop, which refuses new connections, tells clients
+// to go elsewhere (HTTP/2 GOAWAY) and waits for the RPCs in flight; Shutdown
+// returns nil once they have all finished. GracefulStop has no deadline of
+// its own, so Shutdown supplies one: when ctx ends first, Shutdown calls
+// Stop, which closes every connection and cancels the context of every
+// handler still running, and returns ctx's error as soon as Stop has
+// returned, without waiting for those handlers. Close calls Stop.
+//
+// A handler that ignores its context keeps running after Stop, and so after
+// Run has returned, exactly as it would under gRPC alone: its client has
+// already seen the connection close, and the GracefulStop that Shutdown
+// started returns only when the last such handler does. (With the
+// grpc.WaitForHandlers server option, Stop itself waits for them, and so do
+// Shutdown, Close and Serve; Run then names them as stuck once its grace
+// after Close has passed.)
+//
+// Serve returns nil after a stop that Shutdown or Close asked for, and does
+// not serve at all (it closes ln) when one of them came first. When gRPC's
+// Serve fails on its own (the listener broke), Serve calls Stop before it
+// returns the error, so that connections accepted earlier do not go on
+// serving RPCs after Run has returned.
 //
 // A nil s or ln makes NewRunner and Serve fail.
 func FromGRPC(s GRPCServer, ln net.Listener) Server {
 	return &grpcServer{s: s, ln: ln}
 }
 
+// grpcPhase is where a grpcServer is in its life. It moves forward only:
+// idle → serving → stopping, or idle → stoppedEarly → stopping.
+type grpcPhase int
+
+const (
+	grpcIdle         grpcPhase = iota // Serve not called, no stop asked for
+	grpcServing                       // Serve called, no stop asked for
+	grpcStoppedEarly                  // a stop came before Serve; ln is closed
+	grpcStopping                      // Serve called and a stop asked for (or Serve failed)
+)
+
 type grpcServer struct {
 	s  GRPCServer
 	ln net.Listener
 
-	mu       sync.Mutex
-	started  bool
-	stopping bool
+	mu    sync.Mutex
+	phase grpcPhase
 }
 
 func (g *grpcServer) validate() error {
@@ -55,42 +80,52 @@ func (g *grpcServer) Serve(context.Context) error {
 		return err
 	}
 	g.mu.Lock()
-	if g.started {
-		g.mu.Unlock()
+	phase := g.phase
+	switch phase {
+	case grpcIdle:
+		g.phase = grpcServing
+	case grpcStoppedEarly:
+		g.phase = grpcStopping
+	}
+	g.mu.Unlock()
+	switch phase {
+	case grpcStoppedEarly:
+		return nil
+	case grpcServing, grpcStopping:
 		return errors.New("lameduck: FromGRPC's Serve called more than once")
 	}
-	g.started = true
-	stopping := g.stopping
-	g.mu.Unlock()
-	if stopping {
-		g.ln.Close()
-		return nil
-	}
+
 	err := g.s.Serve(g.ln)
-	if g.isStopping() {
-		// gRPC returns nil after a stop, except when the stop came before
-		// Serve began, when it returns grpc.ErrServerStopped; either way
-		// the server stopped because it was asked to.
+
+	g.mu.Lock()
+	asked := g.phase == grpcStopping
+	g.phase = grpcStopping
+	g.mu.Unlock()
+	if asked {
+		// gRPC returns nil after a stop, or grpc.ErrServerStopped when the
+		// stop won the race with Serve's start; either way the server
+		// stopped because it was asked to.
 		return nil
 	}
+	// gRPC's Serve gives up only on its listener; connections it accepted
+	// before that would go on serving. Nothing of this server may outlive
+	// Run, and Run cannot be relied on to call Close after a Serve failure.
+	g.s.Stop()
 	return err
 }
 
-// stop marks the server as stopping. If Serve has not begun, it closes ln,
-// which Serve will now never use.
+// stop records that a stop was asked for. If Serve has not begun, it closes
+// ln, which Serve will now never use.
 func (g *grpcServer) stop() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.stopping = true
-	if !g.started {
+	switch g.phase {
+	case grpcIdle:
+		g.phase = grpcStoppedEarly
 		g.ln.Close()
+	case grpcServing:
+		g.phase = grpcStopping
 	}
-}
-
-func (g *grpcServer) isStopping() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.stopping
 }
 
 func (g *grpcServer) Shutdown(ctx context.Context) error {
@@ -98,18 +133,21 @@ func (g *grpcServer) Shutdown(ctx context.Context) error {
 		return err
 	}
 	g.stop()
-	done := make(chan struct{})
+	graceful := make(chan struct{})
 	go func() {
-		defer close(done)
+		// This goroutine may outlive Shutdown: after a Stop, GracefulStop
+		// still waits for handlers that ignore their context.
+		defer close(graceful)
 		g.s.GracefulStop()
 	}()
 	select {
-	case <-done:
+	case <-graceful:
 		return nil
 	case <-ctx.Done():
-		// Stop cancels what GracefulStop waits for, so it returns too.
+		// Stop closes the connections, so once it returns no RPC can
+		// complete; waiting for GracefulStop as well would wait on
+		// handlers that never look at their context, past the period.
 		g.s.Stop()
-		<-done
 		return ctx.Err()
 	}
 }

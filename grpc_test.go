@@ -14,21 +14,37 @@ import (
 
 var errFakeStopped = errors.New("fakegrpc: the server has been stopped")
 
-// fakeGRPC behaves as *grpc.Server does where FromGRPC depends on it: Serve
-// blocks until GracefulStop or Stop and then returns nil (or an error at
-// once if the server was stopped before); GracefulStop waits while streams
-// are open; Stop ends the streams, and so a GracefulStop in progress.
+// fakeGRPC behaves as *grpc.Server (v1.85) does where FromGRPC depends on
+// it. Serve blocks until a stop has begun and then until the first stop has
+// returned, and returns nil (or an error at once if the server was stopped
+// before, or serveErr, as a broken listener would make it). GracefulStop
+// waits until every RPC's stream has closed and every handler has returned.
+// Stop closes every stream, which cancels the handlers' contexts, and
+// returns without waiting for the handlers: one that ignores its context
+// keeps running.
 type fakeGRPC struct {
-	mu       sync.Mutex
-	calls    []string
-	streams  int
-	halted   bool          // Stop or GracefulStop has been called
-	stopping chan struct{} // closed by the first GracefulStop or Stop
-	changed  chan struct{} // closed and replaced when streams or Stop change
+	serveErr error
+
+	mu      sync.Mutex
+	calls   []string
+	rpcs    map[*fakeRPC]bool
+	stopped bool          // Stop has closed every connection
+	quit    chan struct{} // closed when the first GracefulStop or Stop begins
+	done    chan struct{} // closed when the first GracefulStop or Stop returns
+	changed chan struct{} // closed and replaced whenever an RPC changes
+}
+
+type fakeRPC struct {
+	ignoresCtx bool
+	streamOpen bool // the client can still get an answer
+	running    bool // the handler has not returned
 }
 
 func newFakeGRPC() *fakeGRPC {
-	return &fakeGRPC{stopping: make(chan struct{}), changed: make(chan struct{})}
+	return &fakeGRPC{
+		rpcs: map[*fakeRPC]bool{},
+		quit: make(chan struct{}), done: make(chan struct{}), changed: make(chan struct{}),
+	}
 }
 
 func (f *fakeGRPC) record(call string) {
@@ -45,21 +61,33 @@ func (f *fakeGRPC) Calls() []string {
 
 func (f *fakeGRPC) Serve(net.Listener) error {
 	f.record("Serve")
-	f.mu.Lock()
-	halted := f.halted
-	f.mu.Unlock()
-	if halted {
-		return errFakeStopped
+	if f.serveErr != nil {
+		return f.serveErr
 	}
-	<-f.stopping
+	select {
+	case <-f.quit:
+		return errFakeStopped
+	default:
+	}
+	<-f.quit
+	<-f.done
 	return nil
 }
 
-// halt closes stopping once; the caller holds f.mu.
-func (f *fakeGRPC) halt() {
-	if !f.halted {
-		f.halted = true
-		close(f.stopping)
+// begin and end bracket a stop; the caller holds f.mu.
+func (f *fakeGRPC) begin() {
+	select {
+	case <-f.quit:
+	default:
+		close(f.quit)
+	}
+}
+
+func (f *fakeGRPC) end() {
+	select {
+	case <-f.done:
+	default:
+		close(f.done)
 	}
 }
 
@@ -68,45 +96,62 @@ func (f *fakeGRPC) broadcast() {
 	f.changed = make(chan struct{})
 }
 
-// openStream starts an RPC that lasts until the returned func is called or
-// the server is stopped.
-func (f *fakeGRPC) openStream() (end func()) {
+// openRPC starts an RPC whose handler runs until the returned func is
+// called, or until Stop if it heeds its context.
+func (f *fakeGRPC) openRPC(ignoresCtx bool) (finish func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.streams++
+	rpc := &fakeRPC{ignoresCtx: ignoresCtx, streamOpen: true, running: true}
+	f.rpcs[rpc] = true
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			if f.streams > 0 {
-				f.streams--
-				f.broadcast()
-			}
+			rpc.streamOpen, rpc.running = false, false
+			delete(f.rpcs, rpc)
+			f.broadcast()
 		})
 	}
+}
+
+// acceptsRPCs reports whether a client on an existing connection would
+// still be served.
+func (f *fakeGRPC) acceptsRPCs() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.stopped
 }
 
 func (f *fakeGRPC) GracefulStop() {
 	f.record("GracefulStop")
 	f.mu.Lock()
-	f.halt()
-	for f.streams > 0 {
+	defer f.mu.Unlock()
+	f.begin()
+	for len(f.rpcs) > 0 {
 		changed := f.changed
 		f.mu.Unlock()
 		<-changed
 		f.mu.Lock()
 	}
-	f.mu.Unlock()
+	f.end()
 }
 
 func (f *fakeGRPC) Stop() {
 	f.record("Stop")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.halt()
-	f.streams = 0
+	f.begin()
+	f.stopped = true
+	for rpc := range f.rpcs {
+		rpc.streamOpen = false
+		if !rpc.ignoresCtx {
+			rpc.running = false
+			delete(f.rpcs, rpc)
+		}
+	}
 	f.broadcast()
+	f.end()
 }
 
 // fakeListener is a net.Listener that only records Close.
@@ -129,23 +174,39 @@ func (l *fakeListener) isClosed() bool {
 	return l.closed
 }
 
+// rpcKind names how the one RPC of a TestFromGRPC case behaves.
+type rpcKind int
+
+const (
+	noRPC         rpcKind = iota
+	rpcFinishes           // returns after the case's rpcFor
+	rpcHeedsCtx           // runs until Stop cancels its context
+	rpcIgnoresCtx         // runs on after Stop, until the test ends it
+)
+
 func TestFromGRPC(t *testing.T) {
 	cases := []struct {
 		name        string
-		streamFor   time.Duration // 0: no stream; -1: a stream that never ends
+		rpc         rpcKind
+		rpcFor      time.Duration
 		period      time.Duration
 		wantErr     error
 		wantElapsed time.Duration
 		wantCalls   []string
 	}{{
-		name:      "GracefulStop that finishes in time: Run returns nil when the last RPC ends",
-		streamFor: 2 * time.Second, period: 10 * time.Second,
+		name: "GracefulStop that finishes in time: Run returns nil when the last RPC ends",
+		rpc:  rpcFinishes, rpcFor: 2 * time.Second, period: 10 * time.Second,
 		wantElapsed: 2 * time.Second, wantCalls: []string{"Serve", "GracefulStop"},
 	}, {
-		name:      "RPCs that outlast the period: Stop at the deadline, and the period expired",
-		streamFor: -1, period: 3 * time.Second,
+		name: "an RPC that outlasts the period: Stop at the deadline, and the period expired",
+		rpc:  rpcHeedsCtx, period: 3 * time.Second,
 		wantErr: &LameDuckError{Expired: true}, wantElapsed: 3 * time.Second,
 		// Shutdown calls Stop at its deadline; the Runner's Close calls it again.
+		wantCalls: []string{"Serve", "GracefulStop", "Stop", "Stop"},
+	}, {
+		name: "a handler that ignores its context: Run still returns at the period, not a grace later",
+		rpc:  rpcIgnoresCtx, period: 3 * time.Second,
+		wantErr: &LameDuckError{Expired: true}, wantElapsed: 3 * time.Second,
 		wantCalls: []string{"Serve", "GracefulStop", "Stop", "Stop"},
 	}, {
 		name:        "no RPC in flight: GracefulStop returns at once",
@@ -157,12 +218,14 @@ func TestFromGRPC(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFakeGRPC()
 				h := start(t, FromGRPC(f, &fakeListener{}), Period(c.period), WithoutLogger())
-				switch {
-				case c.streamFor > 0:
-					end := f.openStream()
-					time.AfterFunc(c.streamFor, end)
-				case c.streamFor < 0:
-					f.openStream()
+				var finish func()
+				switch c.rpc {
+				case rpcFinishes:
+					time.AfterFunc(c.rpcFor, f.openRPC(false))
+				case rpcHeedsCtx:
+					f.openRPC(false)
+				case rpcIgnoresCtx:
+					finish = f.openRPC(true)
 				}
 				begin := time.Now()
 				sendSignal(h)
@@ -173,8 +236,16 @@ func TestFromGRPC(t *testing.T) {
 				if got := time.Since(begin); got != c.wantElapsed {
 					t.Errorf("Run took %v after the signal, want %v", got, c.wantElapsed)
 				}
+				if f.acceptsRPCs() != (c.wantErr == nil) {
+					t.Errorf("after Run, the server accepts RPCs: %v, want %v", f.acceptsRPCs(), c.wantErr == nil)
+				}
 				if diff := cmp.Diff(c.wantCalls, f.Calls()); diff != "" {
 					t.Errorf("calls (-want +got):\n%s", diff)
+				}
+				if finish != nil {
+					// The handler outlived Run, as under gRPC alone; ending
+					// it lets Shutdown's GracefulStop return.
+					finish()
 				}
 			})
 		})
@@ -213,12 +284,46 @@ func TestFromGRPCEdges(t *testing.T) {
 			}
 		})
 	})
-	t.Run("a Serve failure that is not a stop is returned as it is", func(t *testing.T) {
+	t.Run("a Serve failure stops the server and is returned as it is", func(t *testing.T) {
 		errAccept := errors.New("accept: too many open files")
-		f := &failingGRPC{err: errAccept}
+		f := newFakeGRPC()
+		f.serveErr = errAccept
 		if err := Run(context.Background(), FromGRPC(f, &fakeListener{}), WithoutLogger(), Signals()); err != errAccept {
 			t.Errorf("Run = %v, want %v", err, errAccept)
 		}
+		if f.acceptsRPCs() {
+			t.Error("after Run returned, connections accepted before the failure still serve RPCs")
+		}
+	})
+	t.Run("a Serve after Close does not serve and returns nil", func(t *testing.T) {
+		f, ln := newFakeGRPC(), &fakeListener{}
+		g := FromGRPC(f, ln)
+		if err := g.Close(); err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+		if err := g.Serve(context.Background()); err != nil {
+			t.Errorf("Serve = %v, want nil", err)
+		}
+		if !ln.isClosed() {
+			t.Error("the listener is still open")
+		}
+	})
+	t.Run("Serve called twice is an error", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f := newFakeGRPC()
+			g := FromGRPC(f, &fakeListener{})
+			done := make(chan error, 1)
+			go func() { done <- g.Serve(context.Background()) }()
+			synctest.Wait()
+			want := "lameduck: FromGRPC's Serve called more than once"
+			if err := g.Serve(context.Background()); err == nil || err.Error() != want {
+				t.Errorf("second Serve = %v, want %q", err, want)
+			}
+			g.Close()
+			if err := <-done; err != nil {
+				t.Errorf("first Serve = %v, want nil", err)
+			}
+		})
 	})
 	t.Run("nil arguments are errors", func(t *testing.T) {
 		var nilGRPC *fakeGRPC
@@ -237,9 +342,3 @@ func TestFromGRPCEdges(t *testing.T) {
 		}
 	})
 }
-
-type failingGRPC struct{ err error }
-
-func (f *failingGRPC) Serve(net.Listener) error { return f.err }
-func (f *failingGRPC) GracefulStop()            {}
-func (f *failingGRPC) Stop()                    {}
