@@ -74,15 +74,6 @@ func (x *exchange) size() int {
 	return n
 }
 
-func closed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
 // deliveryServer serves the exchanges of one case; /main and /warm name them.
 type deliveryServer struct {
 	c          deliveryCase
