@@ -3,6 +3,8 @@ package lameduck
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -29,6 +31,8 @@ func TestBadInput(t *testing.T) {
 		{"a negative period", ServerFuncs{ServeFunc: okServe}, []Option{Period(-time.Second)}, "lameduck: Period must be positive, got -1s"},
 		{"a ServerFuncs without ServeFunc", ServerFuncs{}, nil, "lameduck: ServerFuncs has a nil ServeFunc"},
 		{"FromHTTP of a nil server", FromHTTP(nil), nil, "lameduck: FromHTTP: nil *http.Server"},
+		{"a zero-value HTTPServer", &HTTPServer{}, nil, "lameduck: HTTPServer not made by FromHTTP"},
+		{"FromHTTPListener with a nil listener", FromHTTPListener(&http.Server{}, (*net.TCPListener)(nil)), nil, "lameduck: FromHTTPListener: nil net.Listener"},
 		{"FromWorker with a nil next", FromWorker(nil, handle), nil, "lameduck: FromWorker: next is nil"},
 		{"FromWorker with a nil handle", FromWorker(next, nil), nil, "lameduck: FromWorker: handle is nil"},
 		{"FromWorker with zero concurrency", FromWorker(next, handle, Concurrency(0)), nil, "lameduck: Concurrency must be at least 1, got 0"},

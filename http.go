@@ -121,10 +121,10 @@ func FromHTTPListener(srv *http.Server, ln net.Listener) *HTTPServer {
 
 func (h *HTTPServer) validate() error {
 	switch {
-	case h.srv == nil:
-		return errors.New("lameduck: FromHTTP: nil *http.Server")
 	case h.ready == nil:
 		return errors.New("lameduck: HTTPServer not made by FromHTTP")
+	case h.srv == nil:
+		return errors.New("lameduck: FromHTTP: nil *http.Server")
 	case h.given != nil && isNil(h.given):
 		return errors.New("lameduck: FromHTTPListener: nil net.Listener")
 	}

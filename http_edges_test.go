@@ -114,3 +114,68 @@ func TestFromHTTPEdges(t *testing.T) {
 		}
 	})
 }
+
+// An *http.Server that was shut down before cannot serve again: Run says so
+// instead of returning nil having served nothing (SPEC rule 12).
+func TestFromHTTPServerAlreadyStopped(t *testing.T) {
+	for name, stop := range map[string]func(*http.Server){
+		"shut down": func(s *http.Server) { s.Shutdown(context.Background()) },
+		"closed":    func(s *http.Server) { s.Close() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := &http.Server{Addr: "127.0.0.1:0"}
+			stop(srv)
+			err := Run(context.Background(), FromHTTP(srv), WithoutLogger(), Signals())
+			want := "lameduck: FromHTTP: the *http.Server was shut down or closed before Serve; make a new one"
+			if err == nil || err.Error() != want {
+				t.Errorf("Run = %v, want %q", err, want)
+			}
+		})
+	}
+}
+
+// A listener handed to FromHTTPListener is served on, reported by Addr, and
+// closed by the drain; one whose server never serves is closed by Shutdown.
+func TestFromHTTPListener(t *testing.T) {
+	t.Run("served and closed by the drain", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := FromHTTPListener(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("hi"))
+		})}, ln)
+		h := launch(t, hs, Period(time.Hour))
+		if got, want := hs.Addr().String(), ln.Addr().String(); got != want {
+			t.Errorf("Addr = %s, want the listener's %s", got, want)
+		}
+		client := &http.Client{Transport: &http.Transport{}}
+		defer client.CloseIdleConnections()
+		if code, body, err := get(client, "http://"+ln.Addr().String()); err != nil || code != 200 || body != "hi" {
+			t.Errorf("GET = %d %q %v, want 200 \"hi\"", code, body, err)
+		}
+		sendSignal(h)
+		if err := <-h.done; err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+		if _, err := ln.Accept(); err == nil {
+			t.Error("the listener is still open after the drain")
+		}
+	})
+	t.Run("closed by a Shutdown that came before Serve", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := FromHTTPListener(&http.Server{}, ln)
+		if err := hs.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := hs.Serve(context.Background()); err != nil {
+			t.Errorf("Serve after Shutdown = %v, want nil", err)
+		}
+		if _, err := ln.Accept(); err == nil {
+			t.Error("the listener is still open")
+		}
+	})
+}
