@@ -145,7 +145,10 @@ func runDeliveryCase(t *testing.T, env deliveryEnv, c deliveryCase) []deliveryFa
 			if tc, ok := conn.(*tls.Conn); ok {
 				conn = tc.NetConn()
 			}
-			conn.(interface{ NetConn() net.Conn }).NetConn().(*net.TCPConn).SetWriteBuffer(c.socketBuffer())
+			if wc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+				conn = wc.NetConn() // FromHTTP's wrapper
+			}
+			conn.(*net.TCPConn).SetWriteBuffer(c.socketBuffer())
 			return ctx
 		}
 	}
