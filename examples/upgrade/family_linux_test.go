@@ -27,7 +27,7 @@ const bound = 20 * time.Second
 // told apart by the pid in it ("listening on ... (pid N" on stdout, glog's
 // header on stderr).
 type family struct {
-	t          *testing.T
+	t          testing.TB
 	outW, errW *os.File
 	readers    sync.WaitGroup
 
@@ -52,7 +52,7 @@ type member struct {
 	at     time.Time
 }
 
-func newFamily(t *testing.T) *family {
+func newFamily(t testing.TB) *family {
 	t.Helper()
 	f := &family{t: t, changed: make(chan struct{}), members: map[int]*member{}}
 	outR, outW, err := os.Pipe()

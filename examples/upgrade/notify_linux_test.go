@@ -23,7 +23,7 @@ type notifySocket struct {
 	changed chan struct{}
 }
 
-func newNotifySocket(t *testing.T) *notifySocket {
+func newNotifySocket(t testing.TB) *notifySocket {
 	t.Helper()
 	ns := &notifySocket{path: filepath.Join(t.TempDir(), "notify"), done: make(chan struct{}), changed: make(chan struct{})}
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: ns.path, Net: "unixgram"})
@@ -52,7 +52,7 @@ func newNotifySocket(t *testing.T) *notifySocket {
 
 // waitCount waits until n messages containing substr have arrived, and
 // returns every message that contains substr.
-func (ns *notifySocket) waitCount(t *testing.T, substr string, n int) []string {
+func (ns *notifySocket) waitCount(t testing.TB, substr string, n int) []string {
 	t.Helper()
 	deadline := time.After(bound)
 	for {

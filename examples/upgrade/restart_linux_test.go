@@ -25,7 +25,7 @@ const (
 var serverArgs = []string{"-period", period.String(), "-handoff", "1s"}
 
 // await waits on ch, or fails the test after bound.
-func await(t *testing.T, ch <-chan struct{}, what string) {
+func await(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -118,7 +118,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 // own pid ($$) and then execs the program, which keeps that pid. (The
 // alternative, letting the program accept an unset LISTEN_PID, would test a
 // check that systemd's protocol does not have.)
-func startActivated(f *family, ln *net.TCPListener, env ...string) *member {
+func startActivated(f *family, bin string, ln *net.TCPListener, env ...string) *member {
 	f.t.Helper()
 	file, err := ln.File() // a duplicate descriptor of the same socket
 	if err != nil {
@@ -149,7 +149,7 @@ func TestSocketActivationRestartsUnderLoad(t *testing.T) {
 	f := newFamily(t)
 	var seen []int
 	launch := func() (*member, listening) {
-		m := startActivated(f, ln, "NOTIFY_SOCKET="+ns.path)
+		m := startActivated(f, bin, ln, "NOTIFY_SOCKET="+ns.path)
 		lst := f.waitListening(seen...)
 		seen = append(seen, lst.pid)
 		if lst.pid != m.pid || lst.addr != ln.Addr().String() {
