@@ -272,35 +272,28 @@ func (f *family) end() {
 	}
 }
 
-// logLine returns the first glog line of pid that contains substr, and the
-// time in its header (the process's own clock, not when the test read it,
-// which can be much later on a busy machine).
-func (f *family) logLine(pid int, substr string) (text string, at time.Time, ok bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, l := range f.lines {
-		if l.stderr && l.pid == pid && strings.Contains(l.text, substr) {
-			// "I1125 16:59:50.222510   17466 file.go:25] msg"
-			fields := strings.Fields(l.text)
-			at, err := time.ParseInLocation("0102 15:04:05.000000", fields[0][1:]+" "+fields[1], time.Local)
-			if err != nil {
-				f.t.Fatalf("no time in %q: %v", l.text, err)
-			}
-			_, msg, _ := strings.Cut(l.text, "] ")
-			return msg, at.AddDate(l.at.Year(), 0, 0), true
-		}
+// logLine waits for the first glog line of pid that contains substr, and
+// returns its message and the time in its header (the process's own clock,
+// not when the test read it, which can be much later on a busy machine).
+// The line may be read after the process has been seen to exit: the pipe
+// and wait4 are not ordered.
+func (f *family) logLine(pid int, substr string) (msg string, at time.Time) {
+	f.t.Helper()
+	l := f.waitLine(func(l line) bool { return l.stderr && l.pid == pid && strings.Contains(l.text, substr) })
+	// "I1125 16:59:50.222510   17466 file.go:25] msg"
+	fields := strings.Fields(l.text)
+	at, err := time.ParseInLocation("0102 15:04:05.000000", fields[0][1:]+" "+fields[1], time.Local)
+	if err != nil {
+		f.t.Fatalf("no time in %q: %v", l.text, err)
 	}
-	return "", time.Time{}, false
+	_, msg, _ = strings.Cut(l.text, "] ")
+	return msg, at.AddDate(l.at.Year(), 0, 0)
 }
 
 // drained returns how long pid's Runner took to drain, as it logged it.
 func (f *family) drained(pid int) time.Duration {
 	f.t.Helper()
-	msg, _, ok := f.logLine(pid, "lameduck: drained in ")
-	if !ok {
-		f.t.Errorf("pid %d logged no clean drain", pid)
-		return 0
-	}
+	msg, _ := f.logLine(pid, "lameduck: drained in ")
 	s := strings.TrimPrefix(msg, "lameduck: drained in ")
 	d, err := time.ParseDuration(strings.Fields(s)[0])
 	if err != nil {

@@ -82,9 +82,6 @@ func (s *source) handedOver() <-chan struct{} {
 	return s.upg.Exit()
 }
 
-// hasParent reports whether this process is an upgrade of another.
-func (s *source) hasParent() bool { return s.upg != nil && s.upg.HasParent() }
-
 // stop rules out upgrades and lets go of tableflip's copy of the socket,
 // so that once the server has closed its own the port is closed too.
 func (s *source) stop() {

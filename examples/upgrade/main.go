@@ -37,7 +37,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on, unless systemd passes a socket")
 	period := flag.Duration("period", 10*time.Second, "lame-duck period: the most time for the hand-off and the drain together")
-	handoffMax := flag.Duration("handoff", time.Second, "the most time, within the period, to let keep-alive clients move before the drain closes idle connections")
+	handoffMax := flag.Duration("handoff", time.Second, "the most time, within the period, to let keep-alive clients move before the drain closes idle connections; 0: no hand-off, the drain begins at once")
 	pidFile := flag.String("pid-file", "", "file to write the pid of the serving process to (tableflip writes it after each upgrade)")
 	// Phases go to stderr unless the user asks glog for files.
 	_ = flag.Set("logtostderr", "true")
@@ -70,7 +70,11 @@ func run(addr, pidFile string, period, handoffMax time.Duration) int {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	h := lameduck.FromHTTPListener(srv, ho.ln)
-	r, err := lameduck.NewRunner(h, lameduck.Period(period), lameduck.WithPreShutdown(ho.step(handoffMax)))
+	opts := []lameduck.Option{lameduck.Period(period)}
+	if handoffMax > 0 {
+		opts = append(opts, lameduck.WithPreShutdown(ho.step(handoffMax)))
+	}
+	r, err := lameduck.NewRunner(h, opts...)
 	if err != nil {
 		glog.Errorf("%v", err)
 		glog.Flush()
