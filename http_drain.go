@@ -76,10 +76,11 @@ func (h *HTTPServer) closeLeftovers() int {
 func (c *conn) linger() {
 	h := c.h
 	defer h.lingers.Done()
-	// Wait until net/http's reader, if any, has given up.
+	// Read in net/http's place, once its reader (woken by Close) has given
+	// up; a read of net/http's that comes later waits, then finds c closed.
 	c.reading.Lock()
-	c.reading.Unlock()
 	lingerClose(c.Conn)
+	c.reading.Unlock()
 	h.mu.Lock()
 	c.lingering = false
 	h.forget(c)
