@@ -15,7 +15,10 @@ import (
 // reported as an error, not called.
 //
 // F can be any function type with the shape func(context.Context) error, so
-// Chain composes named step types without conversions.
+// Chain composes named step types without conversions. [WithPreShutdown]
+// and [WithPostShutdown] already run their steps in order; give them the
+// steps themselves, and the Runner's log says which one failed. Chain is for
+// where one step is wanted, such as a Server's own hook.
 func Chain[F ~func(context.Context) error](steps ...F) F {
 	steps = append([]F(nil), steps...)
 	return func(ctx context.Context) error {

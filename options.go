@@ -138,9 +138,12 @@ func WithoutLogger() Option {
 // gets the drain context, whose deadline is the end of the lame-duck period,
 // so the steps' time comes out of the same budget as Shutdown's.
 //
-// A step's error (or panic) is logged and the drain goes on; a step is never
-// a reason to skip Shutdown. Repeated WithPreShutdown options accumulate. A
-// nil step makes NewRunner fail.
+// A step's error (or panic) is logged, by the step's position and, for a
+// step made with [Named], its name, and the drain goes on; a step is never
+// a reason to skip Shutdown. List the steps here rather than joining them
+// with [Chain], which would make them one step whose failures cannot be told
+// apart. Repeated WithPreShutdown options accumulate. A nil step makes
+// NewRunner fail.
 func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 	list := make([]func(context.Context) error, len(steps))
 	for i, s := range steps {
