@@ -37,7 +37,7 @@ func TestBadInput(t *testing.T) {
 		{"FromWorker with a nil handle", FromWorker(next, nil), nil, "lameduck: FromWorker: handle is nil"},
 		{"FromWorker with zero concurrency", FromWorker(next, handle, Concurrency(0)), nil, "lameduck: Concurrency must be at least 1, got 0"},
 		{"FromWorker with a nil option", FromWorker(next, handle, nil), nil, "lameduck: FromWorker: option 0 is nil"},
-		// SPEC v2 rule 12: zero-value helpers and empty Groups.
+		// CONTRACT.md rule 12: zero-value helpers and empty Groups.
 		{"a zero-value Worker", &Worker[int]{}, nil, "lameduck: Worker not made by FromWorker"},
 		{"a Group without members", Group(), nil, "lameduck: Group has no members"},
 		{"a ParallelGroup without members", ParallelGroup(), nil, "lameduck: ParallelGroup has no members"},

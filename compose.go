@@ -15,7 +15,10 @@ import (
 // reported as an error, not called.
 //
 // F can be any function type with the shape func(context.Context) error, so
-// Chain composes named step types without conversions.
+// Chain composes named step types without conversions. [WithPreShutdown]
+// and [WithPostShutdown] already run their steps in order; give them the
+// steps themselves, and the Runner's log says which one failed. Chain is for
+// where one step is wanted, such as a Server's own hook.
 func Chain[F ~func(context.Context) error](steps ...F) F {
 	steps = append([]F(nil), steps...)
 	return func(ctx context.Context) error {
@@ -55,5 +58,52 @@ func Delay(d time.Duration) func(context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// Named gives step a name for the Runner's log and errors. A step registered
+// with [WithPreShutdown] or [WithPostShutdown] is otherwise known by its
+// position alone ("pre-shutdown step 2 of 4"); a named one also by its name
+// ("pre-shutdown step 2 of 4 (deregister)"), in the line that reports its
+// failure, in the one that says the period ran out while it ran, and in
+// the error that names it when it does not return.
+//
+// The name travels in the step's context, so Named works for any function
+// type with the shape func(context.Context) error, and a named step inside a
+// [Chain] names the Chain's position while it runs (and after, if it
+// failed). Called other than by a Runner, the step behaves exactly like
+// step. Named(name, nil) is nil, which WithPreShutdown reports.
+func Named[F ~func(context.Context) error](name string, step F) F {
+	if step == nil {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		label, _ := ctx.Value(stepLabelKey{}).(*stepLabel)
+		if label == nil {
+			return step(ctx)
+		}
+		outer := label.name.Swap(&name)
+		err := step(ctx)
+		if err == nil {
+			// Done and fine: the name of what runs around it (or failed
+			// before it in the same Chain) is the more useful one now.
+			label.name.Store(outer)
+		}
+		return err
+	}
+}
+
+// Do makes a step of f, for a function that cannot fail and needs no
+// context, such as a [context.CancelFunc] or gRPC's health.Server.Shutdown:
+// the step calls f and returns nil. It does not watch the step's context,
+// so f should return promptly. Do(nil) is nil, which WithPreShutdown and
+// WithPostShutdown report.
+func Do(f func()) func(context.Context) error {
+	if f == nil {
+		return nil
+	}
+	return func(context.Context) error {
+		f()
+		return nil
 	}
 }

@@ -20,10 +20,11 @@ const closeGrace = time.Second
 // lameDuck drains the Server after a trigger and decides what Run returns.
 func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 	start := time.Now()
+	ru.periodEnd = start.Add(ru.cfg.period)
 	ru.r.state.Store(int32(StateLameDuck))
 	close(ru.r.lameDuck)
-	ru.note(slog.LevelInfo, "lameduck: entering lame-duck mode", append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period)),
-		"lameduck: %s; entering lame-duck mode for up to %v", trig.desc, ru.cfg.period)
+	ru.log(slog.LevelInfo, "lameduck: "+trig.tmpl+"; entering lame-duck mode for up to {period}",
+		append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period))...)
 
 	// The drain keeps Run's values but not its cancellation: a cancelled
 	// context would make Shutdown give up at once instead of draining.
@@ -63,13 +64,14 @@ wait:
 			break wait
 		case sig := <-ru.sigc:
 			if signalsToForce--; signalsToForce > 0 {
-				ru.note(slog.LevelInfo, "lameduck: first signal during lame-duck mode", []slog.Attr{slog.String("signal", sig.String())},
-					"lameduck: received signal %q during lame-duck mode; another one ends the period now", sig)
+				ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
+					slog.String("signal", sig.String()))
 				continue
 			}
-			ru.note(slog.LevelWarn, "lameduck: second signal; ending the lame-duck period now", []slog.Attr{slog.String("signal", sig.String())},
-				"lameduck: received signal %q again; ending the lame-duck period now", sig)
+			ru.log(slog.LevelWarn, `lameduck: received signal "{signal}" again after {elapsed}, during {stage}; ending the lame-duck period now`,
+				slog.String("signal", sig.String()), slog.String("stage", ru.drainStage()), slog.Duration("elapsed", time.Since(start)))
 			forced = true
+			ru.periodEnd = time.Now() // what is left of it is not the post-shutdown steps' either
 			cancelDrain()
 			break wait
 		}
@@ -84,16 +86,14 @@ wait:
 	failed := ended && drain.err != nil && !errors.Is(drain.err, context.DeadlineExceeded)
 	switch {
 	case failed:
-		ru.note(slog.LevelError, "lameduck: Shutdown failed", []slog.Attr{slog.Any("error", drain.err)},
-			"lameduck: Shutdown failed: %v", drain.err)
+		ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", drain.err))
 	case forced:
 	case ended && ctxErr == nil:
-		ru.note(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended", []slog.Attr{slog.Any("error", drain.err)},
-			"lameduck: Shutdown gave up before the period ended: %v", drain.err)
+		ru.log(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended: {error}", slog.Any("error", drain.err))
 	case ended && serveDone != nil && drain.err == nil:
-		ru.expired("; Shutdown returned but Serve did not")
+		ru.expired("Serve (Shutdown had returned)")
 	default:
-		ru.expired("")
+		ru.expired(ru.drainStage())
 	}
 	cancelDrain()
 
@@ -102,8 +102,7 @@ wait:
 		// What a Shutdown still running at the period returned within the
 		// grace is reported too, unless it is only the context's error.
 		if err := withoutOwnErrs(drain.result(), ctxErr); err != nil {
-			ru.note(slog.LevelError, "lameduck: Shutdown failed", []slog.Attr{slog.Any("error", err)},
-				"lameduck: Shutdown failed: %v", err)
+			ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", err))
 		}
 	}
 	err := ru.stopErrors(drain, ctxErr, closing, stuck)
@@ -117,20 +116,18 @@ wait:
 // or the failures that Serve returned or reported through [Stop].
 func (ru *run) drained(start time.Time) error {
 	took := time.Since(start)
-	attrs := []slog.Attr{slog.Duration("took", took)}
-	detail := ""
+	tmpl, attrs := "lameduck: drained in {took}", []slog.Attr{slog.Duration("took", took)}
 	if len(ru.cfg.steps) > 0 {
 		// The steps usually wait on purpose (for a load balancer), so the
 		// time the Server itself took to drain is worth its own figure.
-		attrs = append(attrs, slog.Duration("pre_shutdown", ru.stepsTook))
-		detail = fmt.Sprintf(" (pre-shutdown steps %v, Shutdown %v)", ru.stepsTook, took-ru.stepsTook)
+		tmpl += " (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown})"
+		attrs = append(attrs, slog.Duration("pre_shutdown", ru.stepsTook), slog.Duration("shutdown", took-ru.stepsTook))
 	}
 	err := ru.failures()
 	if err != nil {
-		ru.note(slog.LevelError, "lameduck: drained; Serve failed", append(attrs, slog.Any("error", err)),
-			"lameduck: drained in %v%s; Serve failed: %v", took, detail, err)
+		ru.log(slog.LevelError, tmpl+"; Serve failed: {error}", append(attrs, slog.Any("error", err))...)
 	} else {
-		ru.note(slog.LevelInfo, "lameduck: drained", attrs, "lameduck: drained in %v%s", took, detail)
+		ru.log(slog.LevelInfo, tmpl, attrs...)
 	}
 	return err
 }
@@ -138,33 +135,22 @@ func (ru *run) drained(start time.Time) error {
 // drain runs the pre-shutdown steps and then Shutdown, all under ctx. It
 // returns Shutdown's error, or ctx's when the steps used up the period.
 func (ru *run) drain(ctx context.Context, start time.Time) error {
-	n := len(ru.cfg.steps)
-	for i, step := range ru.cfg.steps {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ru.stage.Store(int32(i))
-		name := stageName(i, n)
-		if err := ru.guard(name, func() error { return step(ctx) }); err != nil {
-			ru.note(slog.LevelWarn, "lameduck: pre-shutdown step failed", []slog.Attr{slog.Int("step", i+1), slog.Int("steps", n), slog.Any("error", err)},
-				"lameduck: %s failed: %v", name, err)
-		}
-	}
 	// Steps that used up the budget leave nothing for Shutdown: Run is
 	// already on its way to Close, and Shutdown would only race it.
-	if err := ctx.Err(); err != nil {
+	if err := ru.pre.run(ctx, ru); err != nil {
 		return err
 	}
-	ru.stage.Store(int32(n))
 	ru.stepsTook = time.Since(start)
+	ru.shutdownCalled.Store(true)
 	return ru.guard("Shutdown", func() error { return ru.r.svr.Shutdown(ctx) })
 }
 
-// stageName names what the drain does at stage i of n steps: a step by its
-// position, or Shutdown once the steps are over.
-func stageName(i, n int) string {
-	if i < n {
-		return fmt.Sprintf("pre-shutdown step %d of %d", i+1, n)
+// drainStage names what the drain is doing, or was doing when it gave up:
+// a pre-shutdown step (by its position, and name if it has one) or
+// Shutdown.
+func (ru *run) drainStage() string {
+	if step := ru.pre.current(); step != "" && !ru.shutdownCalled.Load() {
+		return step
 	}
 	return "Shutdown"
 }
@@ -184,7 +170,7 @@ func (ru *run) closeAndWait(drain *task) (closing *task, stuck error) {
 	}
 	tasks := []named{{closing, func() string { return "Close" }}}
 	if drain != nil {
-		tasks = append(tasks, named{drain, func() string { return stageName(int(ru.stage.Load()), len(ru.cfg.steps)) }})
+		tasks = append(tasks, named{drain, func() string { return ru.drainStage() }})
 	}
 	tasks = append(tasks, named{ru.serve, func() string { return "Serve" }})
 wait:
@@ -198,10 +184,9 @@ wait:
 
 	if closing.finished() {
 		if closing.err != nil {
-			ru.note(slog.LevelError, "lameduck: Close failed", []slog.Attr{slog.Any("error", closing.err)},
-				"lameduck: Close failed: %v", closing.err)
+			ru.log(slog.LevelError, "lameduck: Close failed: {error}", slog.Any("error", closing.err))
 		} else {
-			ru.note(slog.LevelInfo, "lameduck: server closed", nil, "lameduck: server closed")
+			ru.log(slog.LevelInfo, "lameduck: server closed")
 		}
 	}
 	var running []string
@@ -218,13 +203,21 @@ wait:
 		list = list[:i] + " and " + list[i+2:]
 	}
 	stuck = fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, closeGrace)
-	ru.note(slog.LevelError, stuck.Error(), nil, "%v", stuck)
+	ru.log(slog.LevelError, "lameduck: {running} did not return within {grace} of Close being called",
+		slog.String("running", list), slog.Duration("grace", closeGrace))
 	return closing, stuck
 }
 
-func (ru *run) expired(detail string) {
-	ru.note(slog.LevelWarn, "lameduck: lame-duck period expired", []slog.Attr{slog.Duration("period", ru.cfg.period)},
-		"lameduck: lame-duck period of %v expired%s", ru.cfg.period, detail)
+// expired logs that the period ran out while stage was under way.
+func (ru *run) expired(stage string) {
+	tmpl := "lameduck: lame-duck period of {period} expired during {stage}"
+	attrs := []slog.Attr{slog.Duration("period", ru.cfg.period), slog.String("stage", stage)}
+	if stage == "Shutdown" && len(ru.cfg.steps) > 0 && ru.shutdownCalled.Load() {
+		// Set before shutdownCalled, so it can be read now.
+		tmpl += " (pre-shutdown steps took {pre_shutdown})"
+		attrs = append(attrs, slog.Duration("pre_shutdown", ru.stepsTook))
+	}
+	ru.log(slog.LevelWarn, tmpl, attrs...)
 }
 
 // failures joins the errors Serve returned (if it has) and those Servers

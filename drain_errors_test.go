@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestEveryErrorReachesTheCaller covers rules 5 and 6 as SPEC v2 states
+// TestEveryErrorReachesTheCaller covers rules 5 and 6 as CONTRACT.md states
 // them: on expiry and on a Shutdown failure, Run's error holds every error
 // seen during the stop, errors.Is finds each, and the log has them too.
 func TestEveryErrorReachesTheCaller(t *testing.T) {

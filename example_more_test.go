@@ -115,10 +115,14 @@ func ExampleFromGRPC() {
 }
 
 func ExampleWithSlog() {
-	// Leave out the time and the drain's duration, so the output is stable.
+	// Each message is a template whose {placeholders} name attributes; the
+	// attribute "text" is the sentence filled in, durations rounded, for a
+	// handler such as JSON's that writes durations in nanoseconds. This
+	// text handler writes them as "1.5s" already, so "text" is left out,
+	// with the time and the drain's duration, so that the output is stable.
 	handler := slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey || a.Key == "took" {
+			if a.Key == slog.TimeKey || a.Key == "took" || a.Key == "text" {
 				return slog.Attr{}
 			}
 			return a
@@ -133,9 +137,9 @@ func ExampleWithSlog() {
 	cancel()
 	lameduck.Run(ctx, srv, lameduck.WithSlog(slog.New(handler)), lameduck.Signals())
 	// Output:
-	// level=INFO msg="lameduck: serving" signals=[]
-	// level=INFO msg="lameduck: entering lame-duck mode" trigger=context cause="context canceled" period=3s
-	// level=INFO msg="lameduck: drained"
+	// level=INFO msg="lameduck: serving; lame-duck mode begins on context cancellation"
+	// level=INFO msg="lameduck: context done ({cause}); entering lame-duck mode for up to {period}" trigger=context cause="context canceled" period=3s
+	// level=INFO msg="lameduck: drained in {took}"
 }
 
 func ExampleRunner_State() {

@@ -149,7 +149,7 @@ func ExampleWithPreShutdown() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // stands in for SIGTERM
 	err := lameduck.Run(ctx, srv,
-		lameduck.WithPreShutdown(lameduck.Chain(failReadiness, waitForLoadBalancer)),
+		lameduck.WithPreShutdown(failReadiness, waitForLoadBalancer), // in order; failures logged by position
 		lameduck.WithoutLogger())
 	fmt.Println("Run:", err)
 	// Output:

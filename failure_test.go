@@ -16,7 +16,7 @@ import (
 
 // TestWorkerFailureDrainsTheFrontEnd is issue 10's second case on a real
 // socket: a worker's handler fails while the HTTP front end that feeds it
-// has a request in flight. The Group helper (SPEC v2) turns the failure into
+// has a request in flight. The Group helper (CONTRACT.md) turns the failure into
 // a graceful stop: the readiness probe fails, the front end keeps serving
 // through the pre-shutdown step, the request in flight is answered, and Run
 // returns the failure naming the worker.

@@ -200,7 +200,7 @@ func sortedWithin(events []string) []string {
 }
 
 func TestGroupServe(t *testing.T) {
-	// Semantic 8 and the Group helper (SPEC v2): a member's failure is a
+	// Semantic 8 and the Group helper (CONTRACT.md): a member's failure is a
 	// graceful stop of the rest, with the pre-shutdown steps, and Run names
 	// the member.
 	t.Run("a member's failure drains the others after the pre-shutdown steps and Run names it", func(t *testing.T) {

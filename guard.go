@@ -25,7 +25,8 @@ func (ru *run) guard(what string, f func() error) error {
 	err := call(what, f)
 	var pe *panicError
 	if errors.As(err, &pe) {
-		ru.note(slog.LevelError, err.Error(), []slog.Attr{slog.String("stack", string(pe.stack))}, "%v\n%s", err, pe.stack)
+		ru.log(slog.LevelError, "lameduck: {what} panicked: {panic}",
+			slog.String("what", pe.what), slog.String("panic", fmt.Sprint(pe.value)), slog.String("stack", string(pe.stack)))
 	}
 	return err
 }

@@ -14,13 +14,17 @@
 // [FromGRPC] bounds a gRPC server's GracefulStop, [ServerFuncs] builds a
 // Server from closures, and [Group] runs several under one period; when one
 // of them fails, [Stop] turns the failure into a graceful stop of the rest.
-// [WithPreShutdown] and [Chain] add steps that run before the drain, such as
-// failing a [Readiness] probe and waiting ([Delay]) for load balancers to
-// notice.
+// [WithPreShutdown] adds steps that run before the drain, such as failing a
+// [Readiness] probe and waiting ([Delay]) for load balancers to notice;
+// [WithPostShutdown] adds steps that run once the server has stopped, such
+// as flushing telemetry. [Named] gives a step a name for the logs, and [Do]
+// makes a step of a plain func().
 //
-// A complete HTTP service that drains for up to ten seconds on SIGTERM:
+// The main function of an HTTP service that drains for up to ten seconds
+// on SIGTERM, and exits with a status that says how the stop went:
 //
 //	func main() {
+//		flag.Parse() // glog's flags, such as -logtostderr
 //		mux := http.NewServeMux()
 //		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 //			fmt.Fprintln(w, "hello")
@@ -29,9 +33,15 @@
 //		err := lameduck.Run(context.Background(), lameduck.FromHTTP(srv),
 //			lameduck.Period(10*time.Second))
 //		if err != nil {
-//			log.Fatal(err) // a *LameDuckError says whether the drain ran out of time
+//			log.Print(err)
 //		}
+//		os.Exit(lameduck.ExitCode(err)) // 0 clean, 1 failed, 2 forced
 //	}
+//
+// The Runner logs each phase once, through glog unless [WithLogger],
+// [WithSlog] or [WithoutLogger] says otherwise; with glog's default flags
+// only failures and forced stops reach stderr (pass -logtostderr for all).
+// The rules Run follows are numbered in CONTRACT.md, in the repository.
 //
 // Run promises that, by the time it returns, the signal handlers it installed
 // are removed and every goroutine it started has ended (unless a Server method
@@ -96,6 +106,9 @@ type Server interface {
 // If Close, Serve, Shutdown or a pre-shutdown step has not returned one
 // second after Close was called, Run returns anyway, with an error naming
 // what is still running, and leaves it behind.
+//
+// The post-shutdown steps ([WithPostShutdown]) run after all of this, in
+// every case but invalid arguments; their errors are only logged.
 func Run(ctx context.Context, svr Server, options ...Option) error {
 	r, err := NewRunner(svr, options...)
 	if err != nil {

@@ -2,28 +2,125 @@ package lameduck
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/golang/glog"
 )
 
-// note records one phase of the run: as a record with attributes when the
-// Runner has a *slog.Logger, and otherwise as a line through its Logger.
-func (ru *run) note(level slog.Level, msg string, attrs []slog.Attr, format string, args ...any) {
+// Each thing a Runner logs is said once, as an event: a severity, a
+// message template and attributes. The template is a sentence whose
+// {placeholders} name attributes, such as
+//
+//	lameduck: drained in {took} (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown})
+//
+// A Logger gets the sentence with each placeholder filled in, in the units a
+// person reads (durations rounded: "1.41s"). WithSlog gets a record whose
+// message is the template itself, so that it is the same for every run and
+// can be searched for, whose attributes keep their types (a duration stays a
+// slog.Duration), and which carries the filled-in sentence as the attribute
+// "text" when it differs from the template. Attributes that the template does
+// not name (such as "trigger") are for machines and left out of the sentence,
+// except a panic's "stack", which follows it on lines of its own.
+
+// log records one event through whichever sink the Runner has.
+func (ru *run) log(level slog.Level, tmpl string, attrs ...slog.Attr) {
 	if ru.cfg.slog != nil {
-		ru.cfg.slog.LogAttrs(context.Background(), level, msg, attrs...)
+		if text := render(tmpl, attrs); text != tmpl {
+			attrs = append(attrs, slog.String("text", text))
+		}
+		ru.cfg.slog.LogAttrs(context.Background(), level, tmpl, attrs...)
 		return
 	}
+	text := render(tmpl, attrs)
 	if l, ok := ru.cfg.logger.(leveledLogger); ok {
-		l.logAt(level, format, args...)
+		l.logAt(level, "%s", text)
 		return
 	}
-	ru.cfg.logger.Infof(format, args...)
+	ru.cfg.logger.Infof("%s", text)
+}
+
+// render fills in tmpl's placeholders from attrs.
+func render(tmpl string, attrs []slog.Attr) string {
+	var b strings.Builder
+	rest := tmpl
+	for {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			break
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			break
+		}
+		b.WriteString(rest[:open])
+		key := rest[open+1 : open+end]
+		if v, ok := lookup(attrs, key); ok {
+			b.WriteString(human(v))
+		} else {
+			b.WriteString(rest[open : open+end+1])
+		}
+		rest = rest[open+end+1:]
+	}
+	b.WriteString(rest)
+	if stack, ok := lookup(attrs, "stack"); ok {
+		b.WriteString("\n")
+		b.WriteString(stack.String())
+	}
+	return b.String()
+}
+
+func lookup(attrs []slog.Attr, key string) (slog.Value, bool) {
+	for _, a := range attrs {
+		if a.Key == key {
+			return a.Value.Resolve(), true
+		}
+	}
+	return slog.Value{}, false
+}
+
+// human writes v the way a person reads it quickly.
+func human(v slog.Value) string {
+	switch v.Kind() {
+	case slog.KindDuration:
+		return roundDuration(v.Duration()).String()
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case error:
+			return x.Error()
+		case []string:
+			quoted := make([]string, len(x))
+			for i, s := range x {
+				quoted[i] = fmt.Sprintf("%q", s)
+			}
+			return strings.Join(quoted, ", ")
+		}
+	}
+	return v.String()
+}
+
+// roundDuration keeps about three significant figures: 1.41s, 412ms, 1.5ms.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= 10*time.Millisecond:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
 }
 
 func (ru *run) logServing() {
-	ru.note(slog.LevelInfo, "lameduck: serving", []slog.Attr{slog.Any("signals", ru.signalNames())},
-		"lameduck: serving; lame-duck mode begins on %s", ru.triggers())
+	if len(ru.cfg.signals) == 0 {
+		ru.log(slog.LevelInfo, "lameduck: serving; lame-duck mode begins on context cancellation")
+		return
+	}
+	ru.log(slog.LevelInfo, "lameduck: serving; lame-duck mode begins on {signals}, context cancellation",
+		slog.Any("signals", ru.signalNames()))
 }
 
 // flushLog writes out what the default logger buffers, so that the lines
@@ -44,8 +141,8 @@ type leveledLogger interface {
 type glogLogger struct{}
 
 func (glogLogger) Infof(format string, args ...any) {
-	// Depth 2 skips this adapter and the Runner's note, so the file:line
-	// in the log points at the phase that logged.
+	// Depth 2 skips this adapter and the Runner's log method, so the
+	// file:line in the log points at the phase that logged.
 	glog.InfoDepthf(2, format, args...)
 }
 

@@ -1,9 +1,12 @@
 package lameduck
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -40,7 +43,23 @@ func TestLogging(t *testing.T) {
 			serving,
 			"lameduck: context done (context canceled); entering lame-duck mode for up to 3s",
 			"lameduck: pre-shutdown step 1 of 1 failed: no registry",
-			"lameduck: lame-duck period of 3s expired",
+			"lameduck: lame-duck period of 3s expired during Shutdown (pre-shutdown steps took 0s)",
+			"lameduck: server closed",
+		},
+	}, {
+		name:  "named steps: a failure and an expiry during a wait",
+		setup: func(s *fakeServer) {},
+		opts: []Option{WithPreShutdown(
+			Named("deregister", func(context.Context) error { return errors.New("consul unreachable") }),
+			Delay(time.Second),
+			Named("wait for the load balancer", Delay(time.Hour)))},
+		act: sendSignal,
+		want: []string{
+			serving,
+			`lameduck: received signal "terminated"; entering lame-duck mode for up to 3s`,
+			"lameduck: pre-shutdown step 1 of 3 (deregister) failed: consul unreachable",
+			// The Delay's own "context deadline exceeded" is not a failure.
+			"lameduck: lame-duck period of 3s expired during pre-shutdown step 3 of 3 (wait for the load balancer)",
 			"lameduck: server closed",
 		},
 	}, {
@@ -55,7 +74,7 @@ func TestLogging(t *testing.T) {
 		want: []string{
 			`lameduck: serving; lame-duck mode begins on "hangup", context cancellation`,
 			`lameduck: received signal "hangup"; entering lame-duck mode for up to 3s`,
-			`lameduck: received signal "hangup" again; ending the lame-duck period now`,
+			`lameduck: received signal "hangup" again after 1s, during Shutdown; ending the lame-duck period now`,
 			"lameduck: Close failed: fake: close failed",
 		},
 	}, {
@@ -135,6 +154,8 @@ func (h slogRecorder) all() []string {
 }
 
 func TestWithSlog(t *testing.T) {
+	const slogServing = "INFO lameduck: serving; lame-duck mode begins on {signals}, context cancellation signals=[interrupt terminated]" +
+		` text=lameduck: serving; lame-duck mode begins on "interrupt", "terminated", context cancellation`
 	cases := []struct {
 		name  string
 		setup func(s *fakeServer)
@@ -147,20 +168,25 @@ func TestWithSlog(t *testing.T) {
 		opts:  []Option{WithPreShutdown(func(context.Context) error { return errors.New("no registry") })},
 		act:   sendSignal,
 		want: []string{
-			"INFO lameduck: serving signals=[interrupt terminated]",
-			"INFO lameduck: entering lame-duck mode trigger=signal signal=terminated period=3s",
-			"WARN lameduck: pre-shutdown step failed step=1 steps=1 error=no registry",
-			// SPEC v2 rule 14: pre-shutdown time apart from drain time.
-			"INFO lameduck: drained took=1.5s pre_shutdown=0s",
+			slogServing,
+			`INFO lameduck: received signal "{signal}"; entering lame-duck mode for up to {period} trigger=signal signal=terminated period=3s` +
+				` text=lameduck: received signal "terminated"; entering lame-duck mode for up to 3s`,
+			"WARN lameduck: {stage} failed: {error} stage=pre-shutdown step 1 of 1 step=1 steps=1 error=no registry" +
+				" text=lameduck: pre-shutdown step 1 of 1 failed: no registry",
+			// Rule 14: pre-shutdown time apart from drain time.
+			"INFO lameduck: drained in {took} (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown}) took=1.5s pre_shutdown=0s shutdown=1.5s" +
+				" text=lameduck: drained in 1.5s (pre-shutdown steps 0s, Shutdown 1.5s)",
 		},
 	}, {
 		name:  "a context trigger and an expiry",
 		setup: func(s *fakeServer) { s.drain = time.Hour },
 		act:   cancelCtx,
 		want: []string{
-			"INFO lameduck: serving signals=[interrupt terminated]",
-			"INFO lameduck: entering lame-duck mode trigger=context cause=context canceled period=3s",
-			"WARN lameduck: lame-duck period expired period=3s",
+			slogServing,
+			"INFO lameduck: context done ({cause}); entering lame-duck mode for up to {period} trigger=context cause=context canceled period=3s" +
+				" text=lameduck: context done (context canceled); entering lame-duck mode for up to 3s",
+			"WARN lameduck: lame-duck period of {period} expired during {stage} period=3s stage=Shutdown" +
+				" text=lameduck: lame-duck period of 3s expired during Shutdown",
 			"INFO lameduck: server closed",
 		},
 	}}
@@ -216,11 +242,121 @@ func TestSeverities(t *testing.T) {
 		want := []string{
 			`INFO lameduck: serving; lame-duck mode begins on "interrupt", "terminated", context cancellation`,
 			`INFO lameduck: received signal "terminated"; entering lame-duck mode for up to 3s`,
-			`WARN lameduck: received signal "terminated" again; ending the lame-duck period now`,
+			`WARN lameduck: received signal "terminated" again after 1s, during Shutdown; ending the lame-duck period now`,
 			"ERROR lameduck: Close failed: fake: close failed",
 		}
 		if diff := cmp.Diff(want, rec.all()); diff != "" {
 			t.Errorf("log lines (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestEachEventSaidOnce: one event value feeds both sinks. A run logged
+// through a Logger and the same run through WithSlog tell the same
+// sentences, in the same order, one line and one record per event.
+func TestEachEventSaidOnce(t *testing.T) {
+	run := func(opts ...Option) []string {
+		var lines []string
+		synctest.Test(t, func(t *testing.T) {
+			s := newFakeServer()
+			s.drain, s.closeErr = time.Minute, errClose
+			h := start(t, s, append([]Option{WithPreShutdown(
+				Named("deregister", func(context.Context) error { return errors.New("consul unreachable") }),
+				Delay(500*time.Millisecond))}, opts...)...)
+			sendSignal(h)
+			time.Sleep(2 * time.Second)
+			sendSignal(h)
+			<-h.done
+			lines = h.log.all()
+		})
+		return lines
+	}
+	text := run()
+	rec := newSlogRecorder()
+	run(WithSlog(slog.New(rec)))
+	var fromSlog []string
+	for _, r := range rec.all() {
+		// The sentence is the "text" attribute, or the message itself
+		// when it has no placeholders.
+		if _, after, ok := strings.Cut(r, " text="); ok {
+			fromSlog = append(fromSlog, after)
+		} else {
+			_, msg, _ := strings.Cut(r, " ")
+			fromSlog = append(fromSlog, msg)
+		}
+	}
+	if diff := cmp.Diff(text, fromSlog); diff != "" {
+		t.Errorf("Logger lines vs slog sentences (-Logger +slog):\n%s", diff)
+	}
+	if len(text) != 5 {
+		t.Errorf("got %d lines, want 5 (serving, trigger, step failure, second signal, Close failed, and none twice):\n%s",
+			len(text), strings.Join(text, "\n"))
+	}
+}
+
+// TestSlogJSONDurations: a JSON record keeps each duration as a number
+// (slog.Duration, in nanoseconds) and carries the sentence with the
+// durations a person reads at a glance.
+func TestSlogJSONDurations(t *testing.T) {
+	var out bytes.Buffer
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeServer()
+		s.drain = 412 * time.Millisecond
+		h := start(t, s, WithSlog(slog.New(slog.NewJSONHandler(&out, nil))),
+			WithPreShutdown(Delay(time.Second)))
+		sendSignal(h)
+		<-h.done
+	})
+	var drained map[string]any
+	for line := range strings.Lines(out.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a record is not JSON: %v\n%s", err, line)
+		}
+		if strings.HasPrefix(rec["msg"].(string), "lameduck: drained") {
+			drained = rec
+		}
+	}
+	if drained == nil {
+		t.Fatalf("no drained record in:\n%s", &out)
+	}
+	want := map[string]any{
+		"level":        "INFO",
+		"msg":          "lameduck: drained in {took} (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown})",
+		"took":         float64(1412 * time.Millisecond),
+		"pre_shutdown": float64(time.Second),
+		"shutdown":     float64(412 * time.Millisecond),
+		"text":         "lameduck: drained in 1.41s (pre-shutdown steps 1s, Shutdown 412ms)",
+	}
+	delete(drained, "time")
+	if diff := cmp.Diff(want, drained); diff != "" {
+		t.Errorf("drained record (-want +got):\n%s", diff)
+	}
+}
+
+func TestRender(t *testing.T) {
+	cases := []struct {
+		name  string
+		tmpl  string
+		attrs []slog.Attr
+		want  string
+	}{
+		{"no placeholders", "lameduck: server closed", nil, "lameduck: server closed"},
+		{"a duration of seconds keeps two decimals", "in {d}", []slog.Attr{slog.Duration("d", 1412122344)}, "in 1.41s"},
+		{"milliseconds are whole", "in {d}", []slog.Attr{slog.Duration("d", 412122344)}, "in 412ms"},
+		{"a few milliseconds keep one decimal", "in {d}", []slog.Attr{slog.Duration("d", 1512344)}, "in 1.5ms"},
+		{"an error is its message", "failed: {error}", []slog.Attr{slog.Any("error", errClose)}, "failed: fake: close failed"},
+		{"a list of names is quoted", "on {s}", []slog.Attr{slog.Any("s", []string{"interrupt", "terminated"})}, `on "interrupt", "terminated"`},
+		{"an unknown placeholder stays", "{nope} and {n}", []slog.Attr{slog.Int("n", 3)}, "{nope} and 3"},
+		{"attributes it does not name are left out", "stop", []slog.Attr{slog.String("trigger", "stop")}, "stop"},
+		{"a stack follows on its own lines", "{what} panicked", []slog.Attr{slog.String("what", "Close"), slog.String("stack", "goroutine 1\nmain()")},
+			"Close panicked\ngoroutine 1\nmain()"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := render(c.tmpl, c.attrs); got != c.want {
+				t.Errorf("render(%q) = %q, want %q", c.tmpl, got, c.want)
+			}
+		})
+	}
 }

@@ -20,8 +20,12 @@ type Option interface {
 }
 
 // Logger receives one line for each phase of a run: serving, the trigger, each
-// failed pre-shutdown step, the outcome of the drain and of Close. Infof is
-// called from more than one goroutine, so it must be safe for concurrent use.
+// failed pre- or post-shutdown step (by position, and by name when it was
+// made with [Named]), the outcome of the drain (with the time the
+// pre-shutdown steps took apart from Shutdown's) or why the period ended
+// (it ran out, during which step; or a second signal), and the outcome of
+// Close. Infof is called from more than one goroutine, so it must be safe
+// for concurrent use.
 type Logger interface {
 	Infof(format string, args ...any)
 }
@@ -31,8 +35,9 @@ type config struct {
 	period  time.Duration
 	signals []os.Signal
 	logger  Logger
-	slog    *slog.Logger // when set, used instead of logger
-	steps   []func(context.Context) error
+	slog    *slog.Logger                  // when set, used instead of logger
+	steps   []func(context.Context) error // pre-shutdown
+	post    []func(context.Context) error // post-shutdown
 	source  signalSource
 }
 
@@ -99,14 +104,16 @@ func WithLogger(l Logger) Option {
 }
 
 // WithSlog sends the Runner's phases to l as structured records instead of
-// log lines: "lameduck: serving" (signals), "lameduck: entering lame-duck
-// mode" (trigger, signal or cause, period), "lameduck: stop requested"
-// (error), "lameduck: pre-shutdown step failed" (step, steps, error),
-// "lameduck: drained" (took, and pre_shutdown when there are steps),
-// "lameduck: lame-duck period expired" (period), "lameduck: second signal;
-// ending the lame-duck period now" (signal), "lameduck: server closed".
-// Failures and forced stops are at level Warn or Error. It replaces the
-// Logger; a nil l is an error.
+// log lines. Each record's message is a template that names its attributes
+// in braces, the same for every run, such as "lameduck: drained in {took}
+// (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown})"; the attributes
+// keep their types (durations are [slog.Duration], errors are errors), and
+// the attribute "text" holds the sentence filled in, with durations rounded
+// ("1.41s"), for handlers such as JSON's that write durations in
+// nanoseconds. Other attributes name what began lame-duck mode ("trigger":
+// signal, context or stop) and, for a failed step, its "step", "steps" and
+// "name". Failures and forced stops are at level Warn or Error. WithSlog
+// replaces the Logger; a nil l is an error.
 func WithSlog(l *slog.Logger) Option {
 	return optionFunc(func(c *config) error {
 		if l == nil {
@@ -131,9 +138,12 @@ func WithoutLogger() Option {
 // gets the drain context, whose deadline is the end of the lame-duck period,
 // so the steps' time comes out of the same budget as Shutdown's.
 //
-// A step's error (or panic) is logged and the drain goes on; a step is never
-// a reason to skip Shutdown. Repeated WithPreShutdown options accumulate. A
-// nil step makes NewRunner fail.
+// A step's error (or panic) is logged, by the step's position and, for a
+// step made with [Named], its name, and the drain goes on; a step is never
+// a reason to skip Shutdown. List the steps here rather than joining them
+// with [Chain], which would make them one step whose failures cannot be told
+// apart. Repeated WithPreShutdown options accumulate. A nil step makes
+// NewRunner fail.
 func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 	list := make([]func(context.Context) error, len(steps))
 	for i, s := range steps {
@@ -146,6 +156,40 @@ func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 			}
 		}
 		c.steps = append(c.steps, list...)
+		return nil
+	})
+}
+
+// WithPostShutdown adds steps that run, in order, once the Server has
+// stopped: after a clean drain, and also after Close (the period ran out, a
+// second signal, Shutdown or Serve failed), or after Serve returned on its
+// own. They are for what must outlive the servers and end with them:
+// flushing telemetry, closing a database pool the handlers used. Repeated
+// options accumulate; when several components each add steps, add them in
+// the order they should stop.
+//
+// The steps get a context with the values of Run's and a deadline at the
+// end of the lame-duck period: they use what the drain left of it. When less
+// than one second is left (the period ran out, or a second signal ended it),
+// the deadline is one second away; when Serve returned before lame-duck mode
+// began, it is a whole period away. A signal while they run ends their
+// context at once. A step is not started once the context has ended.
+//
+// A step's error (or panic) is logged and does not change what Run returns;
+// a step that has not returned one second after its context ended is named
+// in Run's error, and left running. A nil step makes NewRunner fail.
+func WithPostShutdown[F ~func(context.Context) error](steps ...F) Option {
+	list := make([]func(context.Context) error, len(steps))
+	for i, s := range steps {
+		list[i] = s
+	}
+	return optionFunc(func(c *config) error {
+		for i, s := range list {
+			if s == nil {
+				return fmt.Errorf("lameduck: WithPostShutdown: step %d is nil", i)
+			}
+		}
+		c.post = append(c.post, list...)
 		return nil
 	})
 }

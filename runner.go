@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,8 +99,21 @@ func (r *Runner) Run(ctx context.Context) error {
 		return errors.New("lameduck: Runner.Run called more than once")
 	}
 	ru := &run{r: r, cfg: &r.cfg, sigc: make(chan os.Signal, 2), stopAsked: make(chan struct{})}
+	ru.pre.kind, ru.pre.list = "pre-shutdown", r.cfg.steps
+	ru.post.kind, ru.post.list = "post-shutdown", r.cfg.post
+	// Handlers go in before Serve starts and before Ready can close, so a
+	// signal sent the moment a caller sees "ready" takes the graceful path
+	// instead of the default action (which would kill the process). They
+	// stay until the post-shutdown steps are over, for the same reason.
+	if len(r.cfg.signals) > 0 {
+		r.cfg.source.Notify(ru.sigc, r.cfg.signals...)
+	}
 	err := ru.serveUntilStopped(ctx)
 	ru.end()
+	err = ru.postShutdown(ctx, err)
+	if len(r.cfg.signals) > 0 {
+		r.cfg.source.Stop(ru.sigc)
+	}
 	ru.flushLog()
 	if err != nil {
 		r.state.Store(int32(StateFailed))
@@ -115,14 +127,16 @@ func (r *Runner) Run(ctx context.Context) error {
 // anywhere; the fields under mu are written by Servers calling [Stop], from
 // their own goroutines.
 type run struct {
-	r           *Runner
-	cfg         *config
-	sigc        chan os.Signal
-	cancelServe context.CancelFunc
-	serve       *task
-	stage       atomic.Int32  // the step the drain is in; len(cfg.steps) for Shutdown
-	stepsTook   time.Duration // set by the drain before it calls Shutdown
-	stopAsked   chan struct{} // closed by the first call of Stop
+	r              *Runner
+	cfg            *config
+	sigc           chan os.Signal
+	cancelServe    context.CancelFunc
+	serve          *task
+	pre, post      stepList      // the pre- and post-shutdown steps
+	shutdownCalled atomic.Bool   // set by the drain, after stepsTook, as it calls Shutdown
+	stepsTook      time.Duration // set by the drain before it calls Shutdown
+	periodEnd      time.Time     // trigger time + period; zero until a trigger
+	stopAsked      chan struct{} // closed by the first call of Stop
 
 	mu     sync.Mutex
 	asked  bool    // stopAsked is closed
@@ -133,23 +147,15 @@ type run struct {
 // trigger is what began lame-duck mode.
 type trigger struct {
 	signal os.Signal   // the signal received, if a signal began it
-	desc   string      // for the log, such as `received signal "terminated"`
-	attrs  []slog.Attr // the same for WithSlog
+	tmpl   string      // the log's template for it, such as `received signal "{signal}"`
+	attrs  []slog.Attr // what tmpl names, and "trigger"
 }
 
-var stopTrigger = trigger{desc: "stop requested", attrs: []slog.Attr{slog.String("trigger", "stop")}}
+var stopTrigger = trigger{tmpl: "stop requested", attrs: []slog.Attr{slog.String("trigger", "stop")}}
 
 // serveUntilStopped starts the Server, waits for a trigger or for Serve to
 // end, and stops it.
 func (ru *run) serveUntilStopped(ctx context.Context) error {
-	// Handlers go in before Serve starts and before Ready can close, so a
-	// signal sent the moment a caller sees "ready" takes the graceful path
-	// instead of the default action (which would kill the process).
-	if len(ru.cfg.signals) > 0 {
-		ru.cfg.source.Notify(ru.sigc, ru.cfg.signals...)
-		defer ru.cfg.source.Stop(ru.sigc)
-	}
-
 	serveCtx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), stopKey{}, ru))
 	defer cancel()
 	ru.cancelServe = cancel
@@ -178,11 +184,11 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 			ready = nil
 			close(ru.r.ready)
 		case sig := <-ru.sigc:
-			return ru.lameDuck(ctx, trigger{signal: sig, desc: fmt.Sprintf("received signal %q", sig),
+			return ru.lameDuck(ctx, trigger{signal: sig, tmpl: `received signal "{signal}"`,
 				attrs: []slog.Attr{slog.String("trigger", "signal"), slog.String("signal", sig.String())}})
 		case <-ctx.Done():
 			cause := context.Cause(ctx)
-			return ru.lameDuck(ctx, trigger{desc: fmt.Sprintf("context done (%v)", cause),
+			return ru.lameDuck(ctx, trigger{tmpl: "context done ({cause})",
 				attrs: []slog.Attr{slog.String("trigger", "context"), slog.Any("cause", cause)}})
 		case <-ru.stopAsked:
 			return ru.lameDuck(ctx, stopTrigger)
@@ -196,12 +202,10 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 func (ru *run) served() error {
 	err := ru.serve.err
 	if err == nil {
-		ru.note(slog.LevelInfo, "lameduck: Serve returned; nothing to drain", nil,
-			"lameduck: Serve returned; nothing to drain")
+		ru.log(slog.LevelInfo, "lameduck: Serve returned; nothing to drain")
 		return nil
 	}
-	ru.note(slog.LevelError, "lameduck: Serve failed", []slog.Attr{slog.Any("error", err)},
-		"lameduck: Serve failed: %v", err)
+	ru.log(slog.LevelError, "lameduck: Serve failed: {error}", slog.Any("error", err))
 	closing, stuck := ru.closeAndWait(nil)
 	return joinErrors(err, closing.result(), stuck)
 }
@@ -219,12 +223,4 @@ func (ru *run) signalNames() []string {
 		names = append(names, s.String())
 	}
 	return names
-}
-
-func (ru *run) triggers() string {
-	var names []string
-	for _, s := range ru.cfg.signals {
-		names = append(names, fmt.Sprintf("%q", s))
-	}
-	return strings.Join(append(names, "context cancellation"), ", ")
 }

@@ -80,7 +80,7 @@ func TestRunOutcomes(t *testing.T) {
 		want: result{Elapsed: 3 * time.Second, Error: "lameduck: lame-duck period expired; server closed",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
-		// SPEC v2 rule 5: what a Shutdown still running at the period
+		// CONTRACT.md rule 5: what a Shutdown still running at the period
 		// returns within the grace is reported too.
 		name:    "the period is enforced even when Shutdown ignores its context",
 		setup:   func(s *fakeServer) { s.drain, s.ignoreCtx = time.Hour, true },
@@ -107,7 +107,7 @@ func TestRunOutcomes(t *testing.T) {
 		want: result{Error: "lameduck: shutdown failed: fake: shutdown failed\nfake: close failed",
 			LameDuck: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
-		// SPEC v2 rule 7: the error says a second signal ended the period.
+		// CONTRACT.md rule 7: the error says a second signal ended the period.
 		name:    "a second signal ends the period at once",
 		setup:   func(s *fakeServer) { s.drain = time.Minute },
 		trigger: sendSignal,
@@ -115,7 +115,7 @@ func TestRunOutcomes(t *testing.T) {
 		want: result{Elapsed: time.Second, Error: "lameduck: a second signal ended the lame-duck period; server closed",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
-		// SPEC v2 rule 7: after a context trigger the first signal is the
+		// CONTRACT.md rule 7: after a context trigger the first signal is the
 		// first, not the second; the one after it ends the period.
 		name:    "after a context trigger the first signal does not end the period and the second does",
 		setup:   func(s *fakeServer) { s.drain = time.Minute },
@@ -170,7 +170,7 @@ func TestRunOutcomes(t *testing.T) {
 
 // TestServeEndsBeforeTrigger covers semantics 8 and 9: a Serve that returns
 // before any trigger ends Run at once, with no drain. A failed Serve still
-// gets Close (SPEC v2 rule 8), and Run returns its error unwrapped unless
+// gets Close (CONTRACT.md rule 8), and Run returns its error unwrapped unless
 // Close fails too.
 func TestServeEndsBeforeTrigger(t *testing.T) {
 	for _, c := range []struct {

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The oracle: what SPEC.md says Run must do for a schedule, worked out from
+// The oracle: what CONTRACT.md says Run must do for a schedule, worked out from
 // the rules alone (cited by number), as a timeline of instants.
 
 // resultKind is the shape of what Run returns.

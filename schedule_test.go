@@ -18,7 +18,7 @@ import (
 // and a context cancellation arrive (also through a signal.NotifyContext
 // context that the same signals cancel), what the pre-shutdown steps do,
 // and, for a Group, when its second member fails and whether its Shutdown
-// fails. An oracle written from SPEC.md, not from runner.go
+// fails. An oracle written from CONTRACT.md, not from runner.go
 // (schedule_oracle_test.go), says what Run must return and when.
 //
 // Times are multiples of 100ms plus a small offset that differs by kind of

@@ -54,8 +54,7 @@ func (ru *run) requestStop(cause error) bool {
 	}
 	ru.mu.Unlock()
 	if fresh {
-		ru.note(slog.LevelError, "lameduck: stop requested", []slog.Attr{slog.Any("error", cause)},
-			"lameduck: stop requested: %v", cause)
+		ru.log(slog.LevelError, "lameduck: stop requested: {error}", slog.Any("error", cause))
 	}
 	return true
 }

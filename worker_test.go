@@ -205,7 +205,7 @@ func TestWorkerEdges(t *testing.T) {
 			}
 		})
 	})
-	// SPEC v2, FromWorker helper: a panic or error of next is an error even
+	// CONTRACT.md, FromWorker helper: a panic or error of next is an error even
 	// during the drain (issue 10, case 5).
 	for _, c := range []struct {
 		name string
@@ -235,7 +235,7 @@ func TestWorkerEdges(t *testing.T) {
 			t.Errorf("Serve = %v, want nil", err)
 		}
 	})
-	// SPEC v2: a failure still hands over the accepted items (here, with
+	// CONTRACT.md, FromWorker: a failure still hands over the accepted items (here, with
 	// no Runner to ask, the Worker drains on its own), so each item in the
 	// channel reaches handle once and each panic is reported.
 	t.Run("a panicking handler is a failure, and the accepted items are still handled", func(t *testing.T) {

@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// In-process tests log through glog; its files go here, not to $TMPDIR.
+	_ = flag.Set("log_dir", dir)
 	code := func() int {
 		defer os.RemoveAll(dir)
 		if runtime.GOOS != "windows" { // SIGTERM cannot be sent there

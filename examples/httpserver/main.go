@@ -1,7 +1,8 @@
 // Command httpserver is an HTTP service that stops without dropping a
 // request. On SIGTERM or Ctrl-C it fails its readiness probe, keeps serving
 // for -drain-delay while load balancers take it out of rotation, then drains
-// the requests in flight for up to -period, and exits.
+// the requests in flight for up to -period, and exits. The lame-duck period
+// it gives lameduck is -drain-delay plus -period.
 //
 // Exit status: 0 after a clean drain, 1 when the server failed, 2 when the
 // period ran out or a second signal forced the stop.
@@ -21,8 +22,8 @@ import (
 
 func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
-	period := flag.Duration("period", 10*time.Second, "lame-duck period: the most time to drain in-flight requests")
-	drainDelay := flag.Duration("drain-delay", 0, "time to keep serving, with /readyz failing, before the drain starts (~5s on Kubernetes)")
+	period := flag.Duration("period", 10*time.Second, "the most time to drain in-flight requests, after -drain-delay (lameduck's Period is drain-delay + period)")
+	drainDelay := flag.Duration("drain-delay", 0, "time to keep serving, with /readyz failing, before the drain starts (~5s on Kubernetes); spent inside lameduck's Period")
 	// Phases go to stderr unless the user asks glog for files.
 	_ = flag.Set("logtostderr", "true")
 	flag.Parse()

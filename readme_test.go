@@ -1,0 +1,118 @@
+package lameduck
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// snippet is one Go block of a Markdown file.
+type snippet struct {
+	line int // where its code begins
+	code string
+}
+
+// goSnippets returns the ```go blocks of the Markdown file at path.
+func goSnippets(t *testing.T, path string) []snippet {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		out  []snippet
+		cur  *snippet
+		body strings.Builder
+	)
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case cur == nil && strings.TrimSpace(line) == "```go":
+			cur = &snippet{line: n + 1}
+			body.Reset()
+		case cur != nil && strings.TrimSpace(line) == "```":
+			cur.code = body.String()
+			out = append(out, *cur)
+			cur = nil
+		case cur != nil:
+			body.WriteString(line + "\n")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if cur != nil {
+		t.Fatalf("%s:%d: a Go block is never closed", path, cur.line)
+	}
+	return out
+}
+
+// TestReadmeSnippets keeps the README's Go from rotting: a block that
+// begins with a package clause is a complete program and must build
+// against this repository; any other block must say, in a first-line
+// comment starting "// Fragment", that it is a fragment.
+func TestReadmeSnippets(t *testing.T) {
+	snippets := goSnippets(t, "README.md")
+	if len(snippets) == 0 {
+		t.Fatal("no Go blocks found in README.md")
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := t.TempDir()
+	var programs []string
+	for _, s := range snippets {
+		switch {
+		case strings.HasPrefix(s.code, "package "):
+			dir := fmt.Sprintf("line%d", s.line)
+			if err := os.MkdirAll(filepath.Join(mod, dir), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(mod, dir, "main.go"), []byte(s.code), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			programs = append(programs, dir)
+		case strings.HasPrefix(s.code, "// Fragment"):
+		default:
+			first, _, _ := strings.Cut(s.code, "\n")
+			t.Errorf("README.md:%d: a Go block that is neither a complete program (package clause first) nor marked \"// Fragment\"; it begins %q", s.line, first)
+		}
+	}
+	if len(programs) == 0 {
+		t.Fatal("no complete program in README.md")
+	}
+	if testing.Short() {
+		t.Skip("building the README's programs")
+	}
+
+	goMod := fmt.Sprintf("module readme.example\n\ngo 1.25\n\nrequire github.com/b583c413/lameduck v0.0.0\n\nreplace github.com/b583c413/lameduck => %s\n", root)
+	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(goMod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The programs need what lameduck needs, and nothing more: its go.sum
+	// holds every checksum, so the build needs no network.
+	sum, err := os.ReadFile("go.sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mod, "go.sum"), sum, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Directory names are the README's line numbers, so errors point at
+	// the block.
+	for _, args := range [][]string{{"build", "./..."}, {"vet", "./..."}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = mod
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("the README's programs %v: go %s: %v\n%s", programs, strings.Join(args, " "), err, out)
+		}
+	}
+}
