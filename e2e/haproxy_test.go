@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -39,9 +40,9 @@ type stopped struct {
 // in all: start the new instance on a free server slot, wait until HAProxy
 // has marked it UP, SIGTERM the old one, wait until HAProxy has marked it
 // DOWN and it has exited. The instances started take their stop mode from
-// modes in turn. It returns what happened at each SIGTERM, and the requests
-// sent and failed over the whole run.
-func rollBehindHAProxy(t *testing.T, path string, modes []string, sigterms int) (stops []stopped, sent, failed int, examples []string) {
+// modes in turn; bin is the httpserver binary. It returns what happened at
+// each SIGTERM, and the requests sent and failed over the whole run.
+func rollBehindHAProxy(t *testing.T, path, bin string, modes []string, sigterms int) (stops []stopped, sent, failed int, examples []string) {
 	t.Helper()
 	type instance struct {
 		p    *proc
@@ -53,8 +54,8 @@ func rollBehindHAProxy(t *testing.T, path string, modes []string, sigterms int) 
 	launch := func(slot int) instance {
 		mode := modes[started%len(modes)]
 		started++
-		args := append([]string{"-addr", slots[slot], "-v", "0", "-period", "5s"}, stopModes[mode]...)
-		p, _ := startHTTPServer(t, args...)
+		p := start(t, bin, append([]string{"-addr", slots[slot], "-period", "5s"}, stopModes[mode]...)...)
+		p.addr() // listening, and SIGTERM is handled
 		return instance{p, slot, mode}
 	}
 	var live []instance
@@ -123,7 +124,7 @@ func TestHAProxyRollingRestart(t *testing.T) {
 		{"without a delay requests are lost", "none", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			stops, sent, failed, examples := rollBehindHAProxy(t, path, []string{c.mode}, sigterms)
+			stops, sent, failed, examples := rollBehindHAProxy(t, path, bins["httpserver"], []string{c.mode}, sigterms)
 			exits, downs := durations(stops, c.mode)
 			t.Logf("%s: %d SIGTERMs, %d requests, %d failed %q; HAProxy marked DOWN after %s; exit after %s",
 				c.mode, len(stops), sent, failed, examples, summary(downs), summary(exits))
@@ -145,7 +146,8 @@ var (
 // The figures of BENCHMARKS.md: SIGTERM → exit behind HAProxy, the fixed
 // delay and the adaptive step taking turns in the same rolling restart,
 // first alone on the machine, then beside CPU hogs. It logs a table and
-// fails only if a request fails; the times are measured, not asserted.
+// fails only if a request fails; the times are measured, not asserted. The
+// instances are built without -race, as they would be deployed.
 //
 //	go test ./e2e -run HAProxyStopTimes -haproxy.sigterms 100 -v
 func TestHAProxyStopTimes(t *testing.T) {
@@ -153,6 +155,10 @@ func TestHAProxyStopTimes(t *testing.T) {
 		t.Skip("set -haproxy.sigterms to measure")
 	}
 	path := haproxyPath(t)
+	bin := filepath.Join(t.TempDir(), "httpserver")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/b583c413/lameduck/examples/httpserver").CombinedOutput(); err != nil {
+		t.Fatalf("building httpserver: %v\n%s", err, out)
+	}
 	modes := []string{"fixed", "adaptive"}
 	var table []string
 	for _, hog := range []bool{false, true} {
@@ -162,7 +168,7 @@ func TestHAProxyStopTimes(t *testing.T) {
 			stopHogs = startHogs(t, *hogs)
 			defer stopHogs()
 		}
-		stops, sent, failed, examples := rollBehindHAProxy(t, path, modes, len(modes)**stopTimes)
+		stops, sent, failed, examples := rollBehindHAProxy(t, path, bin, modes, len(modes)**stopTimes)
 		if failed > 0 {
 			t.Errorf("%s: %d of %d requests failed, e.g. %q", load, failed, sent, examples)
 		}
