@@ -3,8 +3,10 @@ package lameduck
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -42,6 +44,10 @@ type Readiness struct {
 	// answered is closed and replaced at every 503 counted, to wake the
 	// steps that wait for one; nil while nobody waits.
 	answered chan struct{}
+	// watched is non-nil while FailUntilSeen steps wait (waiters of them),
+	// and closed when the last one returns.
+	watched chan struct{}
+	waiters int
 }
 
 // probeState is the life of a probe: the zero value is ready, so that a
@@ -87,9 +93,37 @@ func (r *Readiness) Warmed() {
 // the client's IP address.
 func (r *Readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	switch r.answer(req.RemoteAddr) {
+	r.mu.Lock()
+	state, watched := r.state, r.watched
+	r.mu.Unlock()
+	switch state {
 	case probeFailed:
-		http.Error(w, "lame duck", http.StatusServiceUnavailable)
+		// With its length given, the answer is whole once flushed: a
+		// checker must not wait for the handler to return to read it.
+		const body = "lame duck\n"
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, body)
+		if watched != nil && req.ProtoMajor == 1 {
+			// A step waits for this answer to be seen: it is, once the
+			// checker has read it, and a checker that hangs up after the
+			// answer (HAProxy's, the kubelet's) has. Waiting for that rather
+			// than counting the answer as it is written keeps a margin
+			// honest when the checker is slow to act, say for want of CPU.
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+			t := time.NewTimer(hangUpWait)
+			select {
+			case <-req.Context().Done(): // the checker hung up
+			case <-t.C: // it keeps its connection: take the answer as read
+			case <-watched: // no step waits any more
+			}
+			t.Stop()
+		}
+		r.count(req.RemoteAddr)
 	case probeWarming:
 		http.Error(w, "warming up", http.StatusServiceUnavailable)
 	default:
@@ -98,16 +132,16 @@ func (r *Readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-// answer returns the state the probe answers with, counting a 503 after Fail
-// as it does. The answer is counted before it is written: a step that
-// returns at once on it loses nothing, since the server goes on serving
-// until the steps are over and Shutdown then waits for the response.
-func (r *Readiness) answer(remoteAddr string) probeState {
+// hangUpWait is how long a 503 answered while a FailUntilSeen step waits
+// holds its connection, waiting for the checker to hang up, before it counts
+// anyway. Checkers that keep their connections between checks are counted
+// this much late; the others are counted as they hang up.
+const hangUpWait = 500 * time.Millisecond
+
+// count records a 503 answered to remoteAddr, and wakes the waiting steps.
+func (r *Readiness) count(remoteAddr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state != probeFailed {
-		return r.state
-	}
 	now := time.Now()
 	if len(r.answers) < maxSeen {
 		r.answers = append(r.answers, now)
@@ -127,7 +161,6 @@ func (r *Readiness) answer(remoteAddr string) probeState {
 		close(r.answered)
 		r.answered = nil
 	}
-	return probeFailed
 }
 
 // Fail makes the probe answer 503 from now on, whether or not it had warmed
@@ -144,6 +177,14 @@ func (r *Readiness) Fail(context.Context) error {
 // [Readiness.FailUntilSeen]: once it has answered 503 Answers times, to at
 // least Checkers distinct clients, and Margin has passed since; but never
 // sooner than Floor or later than Ceiling after the step began.
+//
+// While such a step waits, an answer counts once the checker has read it:
+// when the checker hangs up after the answer, as HAProxy's checks and the
+// kubelet's probes do, so that a checker slow to act (short of CPU, say)
+// does not eat into the margin; or half a second after the answer, for a
+// checker that keeps its connection for the next check (an Envoy default).
+// The probe's handler holds the connection until then, or until the step
+// returns. Answers given while no step waits count as they are written.
 type Seen struct {
 	// Answers is how many 503 answers the probe must have given since
 	// Fail. Zero or less means one, or Checkers when that is more. Counts
@@ -217,6 +258,8 @@ func (r *Readiness) FailUntilSeen(s Seen) func(context.Context) error {
 		if s.Ceiling <= 0 {
 			return errNoCeiling
 		}
+		r.watch()
+		defer r.unwatch()
 		for {
 			until := begin.Add(ceiling)
 			r.mu.Lock()
@@ -245,6 +288,27 @@ func (r *Readiness) FailUntilSeen(s Seen) func(context.Context) error {
 				return ctx.Err()
 			}
 		}
+	}
+}
+
+// watch and unwatch bracket a FailUntilSeen step's wait: while one waits,
+// the probe's 503s are counted once read (see ServeHTTP).
+func (r *Readiness) watch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.waiters == 0 {
+		r.watched = make(chan struct{})
+	}
+	r.waiters++
+}
+
+func (r *Readiness) unwatch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waiters--
+	if r.waiters == 0 {
+		close(r.watched)
+		r.watched = nil
 	}
 }
 

@@ -19,11 +19,29 @@ func probe(t *testing.T, r *Readiness) (int, string) {
 	return probeFrom(t, r, "192.0.2.1:1234")
 }
 
-// probeFrom asks r as the client at remoteAddr would.
+// probeFrom asks r as the client at remoteAddr would, one that hangs up
+// as soon as it has the answer.
 func probeFrom(t *testing.T, r *Readiness, remoteAddr string) (int, string) {
 	t.Helper()
+	return probeHangingUp(t, r, remoteAddr, 0)
+}
+
+// probeHangingUp asks r as a client that hangs up hangUp after it asked,
+// or never if hangUp is negative (it keeps its connection for the next
+// check).
+func probeHangingUp(t *testing.T, r *Readiness, remoteAddr string, hangUp time.Duration) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	switch {
+	case hangUp == 0:
+		cancel()
+	case hangUp > 0:
+		stop := time.AfterFunc(hangUp, cancel)
+		defer stop.Stop()
+	}
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("GET", "/readyz", nil)
+	req := httptest.NewRequestWithContext(ctx, "GET", "/readyz", nil)
 	req.RemoteAddr = remoteAddr
 	r.ServeHTTP(rec, req)
 	body, _ := io.ReadAll(rec.Result().Body)
@@ -96,8 +114,9 @@ func TestReadinessStates(t *testing.T) {
 func TestFailUntilSeen(t *testing.T) {
 	const ms = time.Millisecond
 	type check struct {
-		at   time.Duration // since the test began
-		from string        // the checker's IP address
+		at     time.Duration // since the test began
+		from   string        // the checker's IP address
+		hangUp time.Duration // after the answer; 0: at once, -1: never
 	}
 	cases := []struct {
 		name    string
@@ -112,40 +131,46 @@ func TestFailUntilSeen(t *testing.T) {
 	}{
 		{name: "one answer, then the margin",
 			seen:   Seen{Margin: 50 * ms, Ceiling: time.Second},
-			checks: []check{{30 * ms, "10.0.0.1"}}, want: 80 * ms},
+			checks: []check{{30 * ms, "10.0.0.1", 0}}, want: 80 * ms},
+		{name: "an answer counts when the checker hangs up",
+			seen:   Seen{Margin: 50 * ms, Ceiling: time.Second},
+			checks: []check{{30 * ms, "10.0.0.1", 70 * ms}}, want: 150 * ms},
+		{name: "a checker that keeps its connection is counted hangUpWait after the answer",
+			seen:   Seen{Margin: 50 * ms, Ceiling: time.Second},
+			checks: []check{{30 * ms, "10.0.0.1", -1}}, want: 30*ms + hangUpWait + 50*ms},
 		{name: "no checker comes: the ceiling, and no error",
 			seen: Seen{Margin: 50 * ms, Ceiling: time.Second}, want: time.Second},
 		{name: "the floor holds a quick answer back",
 			seen:   Seen{Margin: 50 * ms, Floor: 200 * ms, Ceiling: time.Second},
-			checks: []check{{30 * ms, "10.0.0.1"}}, want: 200 * ms},
+			checks: []check{{30 * ms, "10.0.0.1", 0}}, want: 200 * ms},
 		{name: "the ceiling cuts the margin short",
 			seen:   Seen{Margin: 50 * ms, Ceiling: 100 * ms},
-			checks: []check{{70 * ms, "10.0.0.1"}}, want: 100 * ms},
+			checks: []check{{70 * ms, "10.0.0.1", 0}}, want: 100 * ms},
 		{name: "an answer after the ceiling is too late",
 			seen:   Seen{Ceiling: 100 * ms},
-			checks: []check{{150 * ms, "10.0.0.1"}}, want: 100 * ms},
+			checks: []check{{150 * ms, "10.0.0.1", 0}}, want: 100 * ms},
 		{name: "three answers, as for HAProxy's fall 3",
 			seen:   Seen{Answers: 3, Margin: 50 * ms, Ceiling: time.Second},
-			checks: []check{{100 * ms, "10.0.0.1"}, {200 * ms, "10.0.0.1"}, {300 * ms, "10.0.0.1"}}, want: 350 * ms},
+			checks: []check{{100 * ms, "10.0.0.1", 0}, {200 * ms, "10.0.0.1", 0}, {300 * ms, "10.0.0.1", 0}}, want: 350 * ms},
 		{name: "two checkers: a second answer from the first does not count as the second checker",
 			seen:   Seen{Checkers: 2, Margin: 50 * ms, Ceiling: time.Second},
-			checks: []check{{10 * ms, "10.0.0.1"}, {20 * ms, "10.0.0.1"}, {40 * ms, "10.0.0.2"}}, want: 90 * ms},
+			checks: []check{{10 * ms, "10.0.0.1", 0}, {20 * ms, "10.0.0.1", 0}, {40 * ms, "10.0.0.2", 0}}, want: 90 * ms},
 		{name: "checkers are told apart by address, not port",
 			seen:   Seen{Checkers: 2, Ceiling: time.Second},
-			checks: []check{{10 * ms, "10.0.0.1:1"}, {20 * ms, "10.0.0.1:2"}, {40 * ms, "[2001:db8::1]:3"}}, want: 40 * ms},
+			checks: []check{{10 * ms, "10.0.0.1:1", 0}, {20 * ms, "10.0.0.1:2", 0}, {40 * ms, "[2001:db8::1]:3", 0}}, want: 40 * ms},
 		{name: "answers since an earlier Fail count; the margin is over: no wait",
 			seen:  Seen{Margin: 50 * ms, Ceiling: time.Second},
-			early: true, stepAt: 100 * ms, checks: []check{{10 * ms, "10.0.0.1"}}, want: 100 * ms},
+			early: true, stepAt: 100 * ms, checks: []check{{10 * ms, "10.0.0.1", 0}}, want: 100 * ms},
 		{name: "answers since an earlier Fail count; the rest of the margin",
 			seen:  Seen{Margin: 50 * ms, Ceiling: time.Second},
-			early: true, stepAt: 30 * ms, checks: []check{{10 * ms, "10.0.0.1"}}, want: 60 * ms},
+			early: true, stepAt: 30 * ms, checks: []check{{10 * ms, "10.0.0.1", 0}}, want: 60 * ms},
 		{name: "a 503 while warming up does not count",
 			seen: Seen{Ceiling: 100 * ms}, warming: true, stepAt: 20 * ms,
-			checks: []check{{10 * ms, "10.0.0.1"}}, want: 120 * ms},
+			checks: []check{{10 * ms, "10.0.0.1", 0}}, want: 120 * ms},
 		{name: "the context ends first",
 			seen: Seen{Ceiling: time.Second}, budget: 300 * ms, want: 300 * ms, wantErr: context.DeadlineExceeded},
 		{name: "no ceiling is a mistake, reported at once",
-			seen: Seen{Margin: 50 * ms}, checks: []check{{10 * ms, "10.0.0.1"}}, want: 0, wantErr: errNoCeiling},
+			seen: Seen{Margin: 50 * ms}, checks: []check{{10 * ms, "10.0.0.1", 0}}, want: 0, wantErr: errNoCeiling},
 		{name: "a ceiling below the floor is the floor",
 			seen: Seen{Floor: 200 * ms, Ceiling: 100 * ms}, want: 200 * ms},
 	}
@@ -169,7 +194,7 @@ func TestFailUntilSeen(t *testing.T) {
 						if _, _, err := net.SplitHostPort(addr); err != nil {
 							addr = net.JoinHostPort(addr, "40000")
 						}
-						probeFrom(t, r, addr)
+						probeHangingUp(t, r, addr, ch.hangUp)
 					}
 				}()
 				time.Sleep(c.stepAt)
@@ -190,6 +215,41 @@ func TestFailUntilSeen(t *testing.T) {
 			})
 		})
 	}
+}
+
+// An answer held while waiting for its checker to hang up is let go when
+// the step returns, so that the drain does not wait for it; and once no
+// step waits, answers are not held at all.
+func TestFailUntilSeenReleasesHeldAnswers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		begin := time.Now()
+		r := new(Readiness)
+		answered := make(chan time.Duration)
+		go func() {
+			probeHangingUp(t, r, "10.0.0.1:1", -1) // keeps its connection
+			answered <- time.Since(begin)
+		}()
+		synctest.Wait() // the probe has answered 200, before the step
+		go func() {
+			time.Sleep(10 * time.Millisecond)
+			probeHangingUp(t, r, "10.0.0.1:1", -1)
+			answered <- time.Since(begin)
+		}()
+		if err := r.FailUntilSeen(Seen{Ceiling: 100 * time.Millisecond})(context.Background()); err != nil {
+			t.Errorf("step = %v", err)
+		}
+		want := []time.Duration{0, 100 * time.Millisecond}
+		for _, w := range want {
+			if got := <-answered; got != w {
+				t.Errorf("a probe returned at %v, want %v", got, w)
+			}
+		}
+		// No step waits: a 503 goes at once, even to a checker that stays.
+		probeHangingUp(t, r, "10.0.0.1:1", -1)
+		if got := time.Since(begin); got != 100*time.Millisecond {
+			t.Errorf("the probe after the step returned at %v, want at once (100ms)", got)
+		}
+	})
 }
 
 func TestDelay(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,8 +50,6 @@ type haproxy struct {
 	p     *proc
 	front string   // "http://127.0.0.1:PORT"
 	slots []string // slot k is server be/sk at this address
-	ups   []int    // "is UP" lines seen so far, per slot
-	downs []int    // "is DOWN" lines seen so far, per slot
 }
 
 // haproxyPath returns where haproxy is installed, or skips the test.
@@ -100,33 +99,38 @@ func startHAProxy(t *testing.T, path string, slots []string, listening map[int]b
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h := &haproxy{t: t, front: "http://" + front, slots: slots, ups: make([]int, len(slots)), downs: make([]int, len(slots))}
+	h := &haproxy{t: t, front: "http://" + front, slots: slots}
 	// -db: stay in the foreground and write state changes to stderr.
 	h.p = start(t, path, "-db", "-f", file)
 	// HAProxy starts with every server UP; its first check takes the empty
 	// slots out.
 	for k := range slots {
 		if !listening[k] {
-			h.waitDown(k)
+			h.waitDown(k, 0)
 		}
 	}
 	return h
 }
 
-// waitUp waits until HAProxy has marked slot k UP once more, and returns
-// when it saw the line.
-func (h *haproxy) waitUp(k int) time.Time {
-	h.t.Helper()
-	h.ups[k]++
-	return h.p.waitCount(fmt.Sprintf("Server be/s%d is UP", k), h.ups[k])
+// mark returns a position in HAProxy's stderr, for waitUp and waitDown.
+func (h *haproxy) mark() int {
+	h.p.mu.Lock()
+	defer h.p.mu.Unlock()
+	return len(h.p.stderr)
 }
 
-// waitDown waits until HAProxy has marked slot k DOWN once more, and returns
-// when it saw the line.
-func (h *haproxy) waitDown(k int) time.Time {
+// waitUp waits until HAProxy marks slot k UP in a line after mark, and
+// returns when the test saw the line.
+func (h *haproxy) waitUp(k, mark int) time.Time {
 	h.t.Helper()
-	h.downs[k]++
-	return h.p.waitCount(fmt.Sprintf("Server be/s%d is DOWN", k), h.downs[k])
+	return h.p.waitAfter(mark, fmt.Sprintf("Server be/s%d is UP", k))
+}
+
+// waitDown waits until HAProxy marks slot k DOWN in a line after mark, and
+// returns when the test saw the line.
+func (h *haproxy) waitDown(k, mark int) time.Time {
+	h.t.Helper()
+	return h.p.waitAfter(mark, fmt.Sprintf("Server be/s%d is DOWN", k))
 }
 
 // stop ends HAProxy.
@@ -135,31 +139,27 @@ func (h *haproxy) stop() {
 	h.p.wait()
 }
 
-// waitCount waits until n lines of stderr contain substr and returns the
-// time it saw the nth: HAProxy logs each server state change there, so a
-// change can be waited for without polling and timed as it happens.
-func (p *proc) waitCount(substr string, n int) time.Time {
+// waitAfter waits for a line of stderr after the first mark lines that
+// contains substr, and returns when it saw it: HAProxy logs each server
+// state change there, so a change can be waited for without polling, and
+// timed as it happens.
+func (p *proc) waitAfter(mark int, substr string) time.Time {
 	p.t.Helper()
 	deadline := time.After(bound)
 	for {
 		p.mu.Lock()
-		seen := 0
-		for _, l := range p.stderr {
-			if strings.Contains(l, substr) {
-				seen++
-			}
-		}
+		found := slices.ContainsFunc(p.stderr[mark:], func(l string) bool { return strings.Contains(l, substr) })
 		changed := p.changed
 		p.mu.Unlock()
-		if seen >= n {
+		if found {
 			return time.Now()
 		}
 		select {
 		case <-changed:
 		case <-p.exited:
-			p.t.Fatalf("%s exited (code %d) before printing %q %d times", p.cmd.Path, p.code, substr, n)
+			p.t.Fatalf("%s exited (code %d) before printing %q", p.cmd.Path, p.code, substr)
 		case <-deadline:
-			p.t.Fatalf("%q printed %d times within %v, want %d", substr, seen, bound, n)
+			p.t.Fatalf("no line with %q within %v", substr, bound)
 		}
 	}
 }

@@ -70,12 +70,14 @@ func rollBehindHAProxy(t *testing.T, path, bin string, modes []string, sigterms 
 	for s := range sigterms {
 		i := s % len(live)
 		old := live[i]
+		mark := lb.mark()
 		fresh := launch(free[0])
 		free = free[1:]
-		lb.waitUp(fresh.slot)
+		lb.waitUp(fresh.slot, mark)
 
+		mark = lb.mark()
 		sigAt := old.p.term()
-		downAt := lb.waitDown(old.slot)
+		downAt := lb.waitDown(old.slot, mark)
 		code, exitAt := old.p.wait()
 		if code != 0 {
 			t.Errorf("SIGTERM %d (%s): exit code %d, want 0", s, old.mode, code)
@@ -93,6 +95,10 @@ func rollBehindHAProxy(t *testing.T, path, bin string, modes []string, sigterms 
 			next = stops[i+1].sigAt
 		}
 		stops[i].sent, stops[i].failed = l.tally(stops[i].sigAt, next)
+		if stops[i].failed > 0 {
+			t.Logf("SIGTERM %d (%s): %d of %d requests failed before the next; DOWN after %v, exit after %v",
+				i, stops[i].mode, stops[i].failed, stops[i].sent, stops[i].down.Round(time.Millisecond), stops[i].exit.Round(time.Millisecond))
+		}
 	}
 	sent, failed = l.tally(time.Time{}, time.Time{})
 	for _, in := range live {
