@@ -28,6 +28,10 @@ defaults
     timeout server 20s
     retries 0
     option http-keep-alive
+    # Without it a check may take no longer than inter: HAProxy short of
+    # CPU then marks healthy servers DOWN, all at once, and answers 503
+    # "no server available", which is no instance's doing.
+    timeout check 1s
 
 frontend fe
     bind {{front}}

@@ -29,6 +29,7 @@ type stopped struct {
 	mode         string
 	sigAt        time.Time
 	down         time.Duration // SIGTERM → HAProxy logs the server DOWN
+	steps        time.Duration // the pre-shutdown steps, as the instance logs them
 	exit         time.Duration // SIGTERM → the process has exited
 	code         int
 	sent, failed int // requests that ended between this SIGTERM and the next
@@ -82,7 +83,8 @@ func rollBehindHAProxy(t *testing.T, path, bin string, modes []string, sigterms 
 		if code != 0 {
 			t.Errorf("SIGTERM %d (%s): exit code %d, want 0", s, old.mode, code)
 		}
-		stops = append(stops, stopped{mode: old.mode, sigAt: sigAt, down: downAt.Sub(sigAt), exit: exitAt.Sub(sigAt), code: code})
+		stops = append(stops, stopped{mode: old.mode, sigAt: sigAt, down: downAt.Sub(sigAt), steps: stepsTook(old.p),
+			exit: exitAt.Sub(sigAt), code: code})
 		live[i] = fresh
 		free = append(free, old.slot)
 	}
@@ -131,9 +133,9 @@ func TestHAProxyRollingRestart(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			stops, sent, failed, examples := rollBehindHAProxy(t, path, bins["httpserver"], []string{c.mode}, sigterms)
-			exits, downs := durations(stops, c.mode)
-			t.Logf("%s: %d SIGTERMs, %d requests, %d failed %q; HAProxy marked DOWN after %s; exit after %s",
-				c.mode, len(stops), sent, failed, examples, summary(downs), summary(exits))
+			exits, downs, steps := durations(stops, c.mode)
+			t.Logf("%s: %d SIGTERMs, %d requests, %d failed %q; HAProxy marked DOWN after %s; steps took %s; exit after %s",
+				c.mode, len(stops), sent, failed, examples, summary(downs), summary(steps), summary(exits))
 			switch {
 			case c.control && failed == 0:
 				t.Errorf("the control lost none of %d requests over %d SIGTERMs: it does not show what the delay prevents", sent, len(stops))
@@ -179,7 +181,7 @@ func TestHAProxyStopTimes(t *testing.T) {
 			t.Errorf("%s: %d of %d requests failed, e.g. %q", load, failed, sent, examples)
 		}
 		for _, mode := range modes {
-			exits, downs := durations(stops, mode)
+			exits, downs, steps := durations(stops, mode)
 			var modeSent, modeFailed int
 			for _, s := range stops {
 				if s.mode == mode {
@@ -190,7 +192,7 @@ func TestHAProxyStopTimes(t *testing.T) {
 			table = append(table, fmt.Sprintf("| %s | %s | %d | %s | %s | %s | %d | %d |",
 				load, mode, len(exits), pct(exits, 50), pct(exits, 99), pct(exits, 100), modeSent, modeFailed),
 			)
-			t.Logf("%s, %s: HAProxy marked DOWN after %s", load, mode, summary(downs))
+			t.Logf("%s, %s: HAProxy marked DOWN after %s; steps took %s", load, mode, summary(downs), summary(steps))
 		}
 		stopHogs()
 	}
@@ -221,17 +223,34 @@ func startHogs(t *testing.T, n int) (stop func()) {
 	}
 }
 
-// durations returns the exit and DOWN times of the stops in mode, sorted.
-func durations(stops []stopped, mode string) (exits, downs []time.Duration) {
+// stepsTook returns how long an instance's pre-shutdown steps took, from
+// its "drained in … (pre-shutdown steps D, Shutdown …)" line, or 0.
+func stepsTook(p *proc) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.stderr {
+		if _, rest, ok := strings.Cut(l, "pre-shutdown steps "); ok {
+			d, _ := time.ParseDuration(strings.TrimSpace(strings.Split(rest, ",")[0]))
+			return d
+		}
+	}
+	return 0
+}
+
+// durations returns the exit, DOWN and steps times of the stops in mode,
+// each sorted.
+func durations(stops []stopped, mode string) (exits, downs, steps []time.Duration) {
 	for _, s := range stops {
 		if s.mode == mode {
 			exits = append(exits, s.exit)
 			downs = append(downs, s.down)
+			steps = append(steps, s.steps)
 		}
 	}
 	slices.Sort(exits)
 	slices.Sort(downs)
-	return exits, downs
+	slices.Sort(steps)
+	return exits, downs, steps
 }
 
 // pct returns the p-th percentile (nearest rank) of sorted ds.
