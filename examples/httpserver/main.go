@@ -24,13 +24,14 @@ func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
 	period := flag.Duration("period", 10*time.Second, "the most time to drain in-flight requests, after -drain-delay (lameduck's Period is drain-delay + period)")
 	drainDelay := flag.Duration("drain-delay", 0, "time to keep serving, with /readyz failing, before the drain starts (~5s on Kubernetes); spent inside lameduck's Period")
+	seenMargin := flag.Duration("seen-margin", 0, "if set, the drain delay ends this long after /readyz has first answered 503 (to a load balancer's health check); -drain-delay is then the longest it may last")
 	// Phases go to stderr unless the user asks glog for files.
 	_ = flag.Set("logtostderr", "true")
 	flag.Parse()
-	os.Exit(run(*addr, *period, *drainDelay))
+	os.Exit(run(*addr, *period, *drainDelay, *seenMargin))
 }
 
-func run(addr string, period, drainDelay time.Duration) int {
+func run(addr string, period, drainDelay, seenMargin time.Duration) int {
 	var ready lameduck.Readiness
 	srv := &http.Server{
 		Addr:              addr,
@@ -43,11 +44,19 @@ func run(addr string, period, drainDelay time.Duration) int {
 		glog.Infof("/readyz now answers 503; serving for %v more while load balancers notice", drainDelay)
 		return nil
 	}
+	wait := lameduck.Delay(drainDelay)
+	if seenMargin > 0 {
+		announce = func(context.Context) error {
+			glog.Infof("/readyz now answers 503; serving until a health check has seen it, then %v more (%v at most)", seenMargin, drainDelay)
+			return nil
+		}
+		wait = ready.FailUntilSeen(lameduck.Seen{Margin: seenMargin, Ceiling: drainDelay})
+	}
 	r, err := lameduck.NewRunner(h,
 		// The drain delay is spent inside the lame-duck budget, so the
 		// budget is the delay plus the time allowed for the drain itself.
 		lameduck.Period(drainDelay+period),
-		lameduck.WithPreShutdown(lameduck.Chain(ready.Fail, announce, lameduck.Delay(drainDelay))),
+		lameduck.WithPreShutdown(lameduck.Chain(ready.Fail, announce, wait)),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
