@@ -154,7 +154,7 @@ func TestPanics(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := newFakeServer()
-				h := start(t, c.svr(s))
+				h := runInBubble(t, c.svr(s))
 				sendSignal(h)
 				err := <-h.done
 				got := describe(0, err, s.Calls())
@@ -200,7 +200,7 @@ func TestStuckServer(t *testing.T) {
 						return nil
 					},
 				}
-				h := start(t, svr, Period(2*time.Second))
+				h := runInBubble(t, svr, Period(2*time.Second))
 				begin := time.Now()
 				sendSignal(h)
 				err := <-h.done

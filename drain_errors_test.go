@@ -66,7 +66,7 @@ func TestEveryErrorReachesTheCaller(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := start(t, c.svr())
+				h := runInBubble(t, c.svr())
 				sendSignal(h)
 				err := <-h.done
 				for _, want := range c.wantErrs {
@@ -99,7 +99,7 @@ func TestStuckNamesWhatIsStuck(t *testing.T) {
 		s := newFakeServer()
 		ok := func(context.Context) error { return nil }
 		deaf := func(context.Context) error { <-release; return nil } // ignores its context
-		h := start(t, s, WithPreShutdown(ok, deaf, ok), Period(2*time.Second))
+		h := runInBubble(t, s, WithPreShutdown(ok, deaf, ok), Period(2*time.Second))
 		begin := time.Now()
 		sendSignal(h)
 		err := <-h.done

@@ -71,7 +71,7 @@ func TestPreShutdownSteps(t *testing.T) {
 				return func(context.Context) error { order = append(order, name); return err }
 			}
 			s := newFakeServer()
-			h := start(t, s,
+			h := runInBubble(t, s,
 				WithPreShutdown(step("fail readiness", nil), step("deregister", errors.New("registry down"))),
 				WithPreShutdown(step("panics", nil), func(context.Context) error { panic("step bug") }),
 				WithPreShutdown(step("wait for the load balancer", nil)))
@@ -102,7 +102,7 @@ func TestPreShutdownSteps(t *testing.T) {
 			s := newFakeServer()
 			s.drain = time.Hour
 			slow := func(context.Context) error { time.Sleep(2 * time.Second); return nil }
-			h := start(t, s, WithPreShutdown(slow), Period(3*time.Second))
+			h := runInBubble(t, s, WithPreShutdown(slow), Period(3*time.Second))
 			begin := time.Now()
 			sendSignal(h)
 			elapsed, err := h.wait()
@@ -121,7 +121,7 @@ func TestPreShutdownSteps(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s := newFakeServer()
 			stuck := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
-			h := start(t, s, WithPreShutdown(stuck))
+			h := runInBubble(t, s, WithPreShutdown(stuck))
 			sendSignal(h)
 			elapsed, err := h.wait()
 			if !errors.Is(err, context.DeadlineExceeded) || elapsed != 3*time.Second {
@@ -135,7 +135,7 @@ func TestPreShutdownSteps(t *testing.T) {
 	t.Run("a second signal during the steps ends the period", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s := newFakeServer()
-			h := start(t, s, WithPreShutdown(func(ctx context.Context) error {
+			h := runInBubble(t, s, WithPreShutdown(func(ctx context.Context) error {
 				select {
 				case <-time.After(time.Minute):
 				case <-ctx.Done():

@@ -41,7 +41,7 @@ func TestWorkerFailureDrainsTheFrontEnd(t *testing.T) {
 	front := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: mux})
 	waiting, proceed := make(chan struct{}), make(chan struct{})
 	wait := func(context.Context) error { close(waiting); <-proceed; return nil } // stands in for Delay
-	h := launch(t, Group(worker, front), WithPreShutdown(ready.Fail, wait))
+	h := runUntilReady(t, Group(worker, front), WithPreShutdown(ready.Fail, wait))
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
 	base := "http://" + front.Addr().String()
@@ -152,7 +152,7 @@ func TestStop(t *testing.T) {
 				},
 				ShutdownFunc: s.Shutdown, CloseFunc: s.Close,
 			}
-			h := start(t, svr)
+			h := runInBubble(t, svr)
 			if _, err := h.wait(); err != nil {
 				t.Errorf("Run = %v, want nil", err)
 			}
@@ -178,7 +178,7 @@ func TestStop(t *testing.T) {
 				},
 				ShutdownFunc: s.Shutdown, CloseFunc: s.Close,
 			}
-			h := start(t, svr)
+			h := runInBubble(t, svr)
 			elapsed, err := h.wait()
 			if err != errLost || elapsed != 2*time.Second {
 				t.Errorf("Run = %v after %v, want %v after 2s (1s serving, 1s draining)", err, elapsed, errLost)

@@ -163,18 +163,18 @@ type harness struct {
 	done   chan error
 }
 
-// start is launch for tests in a synctest bubble: it also lets Serve get
-// going before the test acts.
-func start(t *testing.T, svr Server, opts ...Option) *harness {
-	h := launch(t, svr, opts...)
+// runInBubble is runUntilReady for tests in a synctest bubble: it also
+// lets Serve get going (synctest.Wait) before the test acts.
+func runInBubble(t *testing.T, svr Server, opts ...Option) *harness {
+	h := runUntilReady(t, svr, opts...)
 	synctest.Wait()
 	return h
 }
 
-// launch makes a Runner for svr with a fake signal source and a recording
-// logger (later options override them), runs it, and waits until it is ready
-// or Run has returned.
-func launch(t *testing.T, svr Server, opts ...Option) *harness {
+// runUntilReady makes a Runner for svr with a fake signal source and a
+// recording logger (later options override them), runs it, and waits until
+// it is ready or Run has returned. It works inside or outside a bubble.
+func runUntilReady(t *testing.T, svr Server, opts ...Option) *harness {
 	t.Helper()
 	h := &harness{t: t, sig: &fakeSignals{}, log: &recLogger{}, done: make(chan error, 1)}
 	opts = append([]Option{withSignalSource(h.sig), WithLogger(h.log)}, opts...)

@@ -346,7 +346,7 @@ func TestGroupOfHTTPServers(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	a := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: ok})
 	b := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: ok})
-	h := launch(t, Group(a, b))
+	h := runUntilReady(t, Group(a, b))
 	if a.Addr() == nil || b.Addr() == nil {
 		t.Fatalf("the Runner was ready before both servers were bound: %v, %v", a.Addr(), b.Addr())
 	}

@@ -217,7 +217,7 @@ func TestFromGRPC(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFakeGRPC()
-				h := start(t, FromGRPC(f, &fakeListener{}), Period(c.period), WithoutLogger())
+				h := runInBubble(t, FromGRPC(f, &fakeListener{}), Period(c.period), WithoutLogger())
 				var finish func()
 				switch c.rpc {
 				case rpcFinishes:

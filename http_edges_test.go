@@ -25,7 +25,7 @@ func TestFromHTTPEdges(t *testing.T) {
 			}),
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 		})
-		h := launch(t, hs, Period(time.Hour))
+		h := runUntilReady(t, hs, Period(time.Hour))
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 		defer client.CloseIdleConnections()
 		type reply struct {
@@ -56,7 +56,7 @@ func TestFromHTTPEdges(t *testing.T) {
 			Handler:   http.NotFoundHandler(),
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 		})
-		h := launch(t, hs, Period(time.Hour))
+		h := runUntilReady(t, hs, Period(time.Hour))
 		c, err := net.Dial("tcp", hs.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -145,7 +145,7 @@ func TestFromHTTPListener(t *testing.T) {
 		hs := FromHTTPListener(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte("hi"))
 		})}, ln)
-		h := launch(t, hs, Period(time.Hour))
+		h := runUntilReady(t, hs, Period(time.Hour))
 		if got, want := hs.Addr().String(), ln.Addr().String(); got != want {
 			t.Errorf("Addr = %s, want the listener's %s", got, want)
 		}

@@ -51,7 +51,7 @@ func TestFromHTTPHijacked(t *testing.T) {
 			io.WriteString(conn, "bye\n")
 		})
 		hs := FromHTTP(srv)
-		h := launch(t, hs, Period(time.Hour))
+		h := runUntilReady(t, hs, Period(time.Hour))
 		_, r := dialHijack(t, hs.Addr().String(), "/ws")
 		sendSignal(h)
 		if line, _ := r.ReadString('\n'); line != "bye\n" {
@@ -86,7 +86,7 @@ func TestFromHTTPHijacked(t *testing.T) {
 			}()
 		})
 		hs = FromHTTP(srv)
-		h := launch(t, hs, Period(time.Hour))
+		h := runUntilReady(t, hs, Period(time.Hour))
 		_, r := dialHijack(t, hs.Addr().String(), "/ws")
 		sendSignal(h)
 		if err := <-h.done; err != nil {
@@ -115,7 +115,7 @@ func TestFromHTTPHijacked(t *testing.T) {
 			}()
 		})
 		hs = FromHTTP(srv)
-		h := launch(t, hs, Period(50*time.Millisecond))
+		h := runUntilReady(t, hs, Period(50*time.Millisecond))
 		dialHijack(t, hs.Addr().String(), "/ws")
 		sendSignal(h)
 		err := <-h.done

@@ -12,7 +12,7 @@ import (
 func TestFromHTTPSilentConnection(t *testing.T) {
 	t.Run("real sockets", func(t *testing.T) {
 		hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})})
-		h := launch(t, hs, Period(time.Hour))
+		h := runUntilReady(t, hs, Period(time.Hour))
 		addr := hs.Addr().String()
 		silent, err := net.Dial("tcp", addr)
 		if err != nil {

@@ -34,7 +34,7 @@ func TestDrainingEndsStreams(t *testing.T) {
 		fmt.Fprint(w, "data: bye\n\n")
 	})
 	hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: mux})
-	h := launch(t, hs, Period(time.Hour))
+	h := runUntilReady(t, hs, Period(time.Hour))
 
 	body := make(chan string, 1)
 	go func() {
@@ -86,7 +86,7 @@ func TestFromHTTPWarnsOfH2CHandler(t *testing.T) {
 		}),
 	}
 	hs := FromHTTP(srv)
-	h := launch(t, hs, Period(50*time.Millisecond))
+	h := runUntilReady(t, hs, Period(50*time.Millisecond))
 	c, err := net.Dial("tcp", hs.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func TestFromHTTPDrainsInFlightRequest(t *testing.T) {
 		handlerReturned.Store(time.Now().UnixNano())
 	})
 	hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: mux})
-	h := launch(t, hs, Period(30*time.Second))
+	h := runUntilReady(t, hs, Period(30*time.Second))
 	url := "http://" + hs.Addr().String()
 
 	type reply struct {
@@ -196,7 +196,7 @@ func TestFromHTTPTLS(t *testing.T) {
 		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Proto)) }),
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 	})
-	h := launch(t, hs)
+	h := runUntilReady(t, hs)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	defer client.CloseIdleConnections()
 	code, body, err := get(client, "https://"+hs.Addr().String())
@@ -262,7 +262,7 @@ func TestFromHTTPLifecycleEdges(t *testing.T) {
 	})
 	t.Run("idle keep-alive connections do not hold up the drain", func(t *testing.T) {
 		hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})})
-		h := launch(t, hs, Period(time.Hour))
+		h := runUntilReady(t, hs, Period(time.Hour))
 		client := &http.Client{}
 		defer client.CloseIdleConnections()
 		for range 3 {

@@ -100,7 +100,7 @@ func TestLogging(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := newFakeServer()
 				c.setup(s)
-				h := start(t, s, c.opts...)
+				h := runInBubble(t, s, c.opts...)
 				c.act(h)
 				<-h.done
 				if diff := cmp.Diff(c.want, h.log.all()); diff != "" {
@@ -196,7 +196,7 @@ func TestWithSlog(t *testing.T) {
 				rec := newSlogRecorder()
 				s := newFakeServer()
 				c.setup(s)
-				h := start(t, s, append(c.opts, WithSlog(slog.New(rec)))...)
+				h := runInBubble(t, s, append(c.opts, WithSlog(slog.New(rec)))...)
 				c.act(h)
 				<-h.done
 				if diff := cmp.Diff(c.want, rec.all()); diff != "" {
@@ -234,7 +234,7 @@ func TestSeverities(t *testing.T) {
 		s := newFakeServer()
 		s.drain, s.closeErr = time.Minute, errClose
 		rec := &leveledRecorder{}
-		h := start(t, s, WithLogger(rec))
+		h := runInBubble(t, s, WithLogger(rec))
 		sendSignal(h)
 		time.Sleep(time.Second)
 		sendSignal(h)
@@ -260,7 +260,7 @@ func TestEachEventSaidOnce(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s := newFakeServer()
 			s.drain, s.closeErr = time.Minute, errClose
-			h := start(t, s, append([]Option{WithPreShutdown(
+			h := runInBubble(t, s, append([]Option{WithPreShutdown(
 				Named("deregister", func(context.Context) error { return errors.New("consul unreachable") }),
 				Delay(500*time.Millisecond))}, opts...)...)
 			sendSignal(h)
@@ -302,7 +302,7 @@ func TestSlogJSONDurations(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newFakeServer()
 		s.drain = 412 * time.Millisecond
-		h := start(t, s, WithSlog(slog.New(slog.NewJSONHandler(&out, nil))),
+		h := runInBubble(t, s, WithSlog(slog.New(slog.NewJSONHandler(&out, nil))),
 			WithPreShutdown(Delay(time.Second)))
 		sendSignal(h)
 		<-h.done

@@ -296,7 +296,7 @@ func TestReadinessWiring(t *testing.T) {
 		<-leaveDelay
 		return nil
 	}
-	h := launch(t, hs, WithPreShutdown(Chain(ready.Fail, delay)))
+	h := runUntilReady(t, hs, WithPreShutdown(Chain(ready.Fail, delay)))
 	base := "http://" + hs.Addr().String()
 	client := &http.Client{}
 	defer client.CloseIdleConnections()

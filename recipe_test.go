@@ -71,7 +71,7 @@ func recipeRound(t *testing.T, round int) (accepted, lost int) {
 	}
 	worker := FromWorker(ChanSource(jobs), process, Concurrency(4))
 	front := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: enqueue(jobs)})
-	h := launch(t, Group(worker, front), Period(30*time.Second))
+	h := runUntilReady(t, Group(worker, front), Period(30*time.Second))
 	if front.Addr() == nil {
 		t.Fatalf("round %d: the front end never bound: %v", round, <-h.done)
 	}

@@ -148,7 +148,7 @@ func TestRunOutcomes(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := newFakeServer()
 				c.setup(s)
-				h := start(t, s, c.opts...)
+				h := runInBubble(t, s, c.opts...)
 				begin := time.Now()
 				c.trigger(h)
 				if c.after != nil {
@@ -203,7 +203,7 @@ func TestServeEndsBeforeTrigger(t *testing.T) {
 					ShutdownFunc: func(context.Context) error { calls = append(calls, "Shutdown"); return nil },
 					CloseFunc:    func() error { calls = append(calls, "Close"); return c.closeErr },
 				}
-				h := start(t, svr)
+				h := runInBubble(t, svr)
 				elapsed, err := h.wait()
 				if !c.want(err) {
 					t.Errorf("Run returned %v", err)
@@ -229,7 +229,7 @@ func TestServeEndsBeforeTrigger(t *testing.T) {
 				ServeFunc: func(context.Context) error { return errServe },
 				CloseFunc: func() error { <-release; return nil },
 			}
-			h := start(t, svr)
+			h := runInBubble(t, svr)
 			elapsed, err := h.wait()
 			want := "fake: serve failed\nlameduck: Close did not return within 1s of Close being called"
 			if !errors.Is(err, errServe) || err.Error() != want {
@@ -248,7 +248,7 @@ func TestServeEndsBeforeTrigger(t *testing.T) {
 func TestSignalHandlers(t *testing.T) {
 	t.Run("installed before Ready closes and removed before Run returns", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := start(t, newFakeServer())
+			h := runInBubble(t, newFakeServer())
 			if got := h.sig.registered(); got != 1 {
 				t.Fatalf("when Ready closed, %d signal channels were registered, want 1", got)
 			}
@@ -266,7 +266,7 @@ func TestSignalHandlers(t *testing.T) {
 	})
 	t.Run("Signals replaces the default list", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := start(t, newFakeServer(), Signals(syscall.SIGHUP))
+			h := runInBubble(t, newFakeServer(), Signals(syscall.SIGHUP))
 			if diff := cmp.Diff([][]string{{"hangup"}}, names(h.sig.notified)); diff != "" {
 				t.Errorf("Notify's signals (-want +got):\n%s", diff)
 			}
@@ -276,7 +276,7 @@ func TestSignalHandlers(t *testing.T) {
 	})
 	t.Run("Signals with none never calls Notify and only the context triggers", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := start(t, newFakeServer(), Signals())
+			h := runInBubble(t, newFakeServer(), Signals())
 			if len(h.sig.notified) != 0 || h.sig.stops != 0 {
 				t.Fatalf("Notify called %d times and Stop %d times, want neither (an empty Notify relays every signal)", len(h.sig.notified), h.sig.stops)
 			}

@@ -19,7 +19,7 @@ func TestNotifyContextSignalCountsOnce(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s := newFakeServer()
 			s.drain = 50 * time.Millisecond
-			h := start(t, s)
+			h := runInBubble(t, s)
 			// os/signal and NotifyContext's goroutine deliver the same
 			// signal independently: the context first, the channel first,
 			// or both at once.
@@ -70,7 +70,7 @@ func TestSignalCounting(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				s := newFakeServer()
 				s.drain = time.Minute
-				h := start(t, s, Period(10*time.Second))
+				h := runInBubble(t, s, Period(10*time.Second))
 				begin := time.Now()
 				c.trigger(h)
 				for range c.signals {

@@ -65,7 +65,7 @@ func TestState(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			s := newFakeServer()
 			s.drain = time.Hour
-			h := start(t, s, WithoutLogger())
+			h := runInBubble(t, s, WithoutLogger())
 			sendSignal(h)
 			<-h.done
 			if got := h.r.State(); got != StateFailed {
@@ -75,7 +75,7 @@ func TestState(t *testing.T) {
 	})
 	t.Run("State can be read while Run runs, from any goroutine", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := start(t, newFakeServer(), WithoutLogger())
+			h := runInBubble(t, newFakeServer(), WithoutLogger())
 			reads := make(chan State, 100)
 			for range 100 {
 				go func() { reads <- h.r.State() }()

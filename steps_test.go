@@ -89,7 +89,7 @@ func TestPostShutdown(t *testing.T) {
 				s := newFakeServer()
 				c.setup(s)
 				var j journal
-				h := start(t, s,
+				h := runInBubble(t, s,
 					WithPostShutdown(j.budgetStep("flush")),
 					WithPostShutdown(j.budgetStep("close db")))
 				c.act(h)
@@ -119,7 +119,7 @@ func errText(err error) string {
 func TestPostShutdownFailureIsLogged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newFakeServer()
-		h := start(t, s, WithPostShutdown(
+		h := runInBubble(t, s, WithPostShutdown(
 			Named("flush metrics", func(context.Context) error { return errors.New("collector unreachable") }),
 			func(context.Context) error { panic("bug") }))
 		sendSignal(h)
@@ -146,7 +146,7 @@ func TestPostShutdownStuck(t *testing.T) {
 		defer close(release)
 		s := newFakeServer()
 		s.drain = time.Hour
-		h := start(t, s, WithPostShutdown(Named("close db", func(context.Context) error { <-release; return nil })))
+		h := runInBubble(t, s, WithPostShutdown(Named("close db", func(context.Context) error { <-release; return nil })))
 		begin := time.Now()
 		sendSignal(h)
 		err := <-h.done
@@ -174,7 +174,7 @@ func TestPostShutdownSignal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newFakeServer()
 		var j journal
-		h := start(t, s, WithPostShutdown(
+		h := runInBubble(t, s, WithPostShutdown(
 			func(ctx context.Context) error { <-ctx.Done(); j.add("waited"); return ctx.Err() },
 			func(context.Context) error { j.add("skipped step ran"); return nil }))
 		sendSignal(h)
@@ -247,7 +247,7 @@ func TestNamed(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			release := make(chan struct{})
 			defer close(release)
-			h := start(t, newFakeServer(), Period(2*time.Second),
+			h := runInBubble(t, newFakeServer(), Period(2*time.Second),
 				WithPreShutdown(Named("deregister", func(context.Context) error { <-release; return nil })))
 			sendSignal(h)
 			err := <-h.done
@@ -263,7 +263,7 @@ func TestNamed(t *testing.T) {
 	t.Run("inside a Chain the failed one keeps its name", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ok := func(context.Context) error { return nil }
-			h := start(t, newFakeServer(), WithPreShutdown(Chain(
+			h := runInBubble(t, newFakeServer(), WithPreShutdown(Chain(
 				Named("deregister", func(context.Context) error { return errDereg }),
 				Named("announce", ok))))
 			sendSignal(h)

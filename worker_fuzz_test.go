@@ -117,7 +117,7 @@ func runWorkerCase(t *testing.T, c workerCase) {
 				return i, err
 			}
 		}
-		h := start(t, FromWorker(next, handle, Concurrency(c.n)), Period(c.period), WithoutLogger())
+		h := runInBubble(t, FromWorker(next, handle, Concurrency(c.n)), Period(c.period), WithoutLogger())
 		begin := time.Now()
 		if c.triggerAt > 0 {
 			time.AfterFunc(c.triggerAt, func() { sendSignal(h) })

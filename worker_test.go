@@ -150,7 +150,7 @@ func TestWorker(t *testing.T) {
 					opts = append(opts, Period(c.period))
 				}
 				begin := time.Now()
-				h := launch(t, w, opts...)
+				h := runUntilReady(t, w, opts...)
 				if c.triggerAt > 0 {
 					time.Sleep(c.triggerAt)
 					sendSignal(h)
@@ -186,7 +186,7 @@ func TestWorkerEdges(t *testing.T) {
 				return "late", nil // ...but the item was already taken off the queue
 			}
 			w := FromWorker(next, func(_ context.Context, s string) error { handled = append(handled, s); return nil })
-			h := start(t, w, WithoutLogger())
+			h := runInBubble(t, w, WithoutLogger())
 			sendSignal(h)
 			if err := <-h.done; err != nil {
 				t.Fatalf("Run = %v", err)
@@ -221,7 +221,7 @@ func TestWorkerEdges(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := start(t, FromWorker(c.next, func(context.Context, int) error { return nil }), WithoutLogger())
+				h := runInBubble(t, FromWorker(c.next, func(context.Context, int) error { return nil }), WithoutLogger())
 				sendSignal(h)
 				if err := <-h.done; err == nil || err.Error() != c.want {
 					t.Errorf("Run = %v, want %q", err, c.want)
