@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,51 +20,12 @@ func BenchmarkDrainLag(b *testing.B) {
 			b.Run(fmt.Sprintf("d=%v/impl=%s", d, impl), func(b *testing.B) {
 				var lags samples
 				for range b.N {
-					lags = append(lags, drainLagOnce(b, impl, d))
+					lags = append(lags, protoLagOnce(b, "http1", impl, d))
 				}
 				lags.report(b, "ms", time.Millisecond)
 			})
 		}
 	}
-}
-
-func drainLagOnce(b *testing.B, impl string, d time.Duration) time.Duration {
-	entered := make(chan struct{})
-	var handlerReturned atomic.Int64
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		time.Sleep(d)
-		io.WriteString(w, "ok")
-		handlerReturned.Store(time.Now().UnixNano())
-	})}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addr, done := serveImpl(b, impl, ctx, srv)
-
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	replied := make(chan error, 1)
-	go func() {
-		resp, err := client.Get("http://" + addr)
-		if err == nil {
-			_, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				err = fmt.Errorf("status %d", resp.StatusCode)
-			}
-		}
-		replied <- err
-	}()
-	<-entered
-	cancel() // lame-duck mode begins
-	if err := <-done; err != nil {
-		b.Fatalf("%s returned %v", impl, err)
-	}
-	lag := time.Duration(time.Now().UnixNano() - handlerReturned.Load())
-	if err := <-replied; err != nil {
-		b.Fatalf("the in-flight request failed: %v", err)
-	}
-	return lag
 }
 
 // BenchmarkDrainKeepAlive: 64 idle keep-alive connections and 8 active

@@ -145,19 +145,7 @@ func WithoutLogger() Option {
 // apart. Repeated WithPreShutdown options accumulate. A nil step makes
 // NewRunner fail.
 func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
-	list := make([]func(context.Context) error, len(steps))
-	for i, s := range steps {
-		list[i] = s
-	}
-	return optionFunc(func(c *config) error {
-		for i, s := range list {
-			if s == nil {
-				return fmt.Errorf("lameduck: WithPreShutdown: step %d is nil", i)
-			}
-		}
-		c.steps = append(c.steps, list...)
-		return nil
-	})
+	return stepsOption("WithPreShutdown", steps, func(c *config) *[]func(context.Context) error { return &c.steps })
 }
 
 // WithPostShutdown adds steps that run, in order, once the Server has
@@ -179,6 +167,12 @@ func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 // a step that has not returned one second after its context ended is named
 // in Run's error, and left running. A nil step makes NewRunner fail.
 func WithPostShutdown[F ~func(context.Context) error](steps ...F) Option {
+	return stepsOption("WithPostShutdown", steps, func(c *config) *[]func(context.Context) error { return &c.post })
+}
+
+// stepsOption is WithPreShutdown and WithPostShutdown: it adds steps to the
+// list that field picks, and rejects a nil one.
+func stepsOption[F ~func(context.Context) error](name string, steps []F, field func(*config) *[]func(context.Context) error) Option {
 	list := make([]func(context.Context) error, len(steps))
 	for i, s := range steps {
 		list[i] = s
@@ -186,10 +180,11 @@ func WithPostShutdown[F ~func(context.Context) error](steps ...F) Option {
 	return optionFunc(func(c *config) error {
 		for i, s := range list {
 			if s == nil {
-				return fmt.Errorf("lameduck: WithPostShutdown: step %d is nil", i)
+				return fmt.Errorf("lameduck: %s: step %d is nil", name, i)
 			}
 		}
-		c.post = append(c.post, list...)
+		dst := field(c)
+		*dst = append(*dst, list...)
 		return nil
 	})
 }
