@@ -92,7 +92,10 @@ const (
 //
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
 // methods yourself, or change it while it runs. It wraps srv.ConnState,
-// srv.Handler and srv.BaseContext (each one you set is still used); when
+// srv.Handler and srv.BaseContext (each one you set is still used), and every
+// accepted connection: the net.Conn your ConnState or ConnContext hook gets
+// (inside a *tls.Conn, with TLS) is FromHTTP's, and its NetConn method
+// returns the connection as the listener accepted it. When
 // srv.BaseContext is nil, requests' contexts carry the values of the context
 // given to Serve. A srv that was shut down or closed before cannot serve
 // again: Serve then fails with an error instead of returning nil.
