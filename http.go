@@ -19,6 +19,8 @@ type HTTPServer struct {
 
 	mu       sync.Mutex
 	phase    phase
+	served   bool // Serve has been called (a second call is an error)
+	newGrace bool // the drain no longer waits for new connections that may be HTTP/2
 	addr     net.Addr
 	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
 	holding  int                   // conns whose holds() is true, kept while stopping
@@ -27,6 +29,7 @@ type HTTPServer struct {
 	quiet    chan struct{}         // made by Shutdown; closed when nothing holds the drain
 	lingers  sync.WaitGroup        // lingering closes in progress
 	warned   bool                  // the x/net h2c warning has been logged
+	h2c      bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Serve before it accepts
 	userHook func(net.Conn, http.ConnState)
 }
 
@@ -159,17 +162,17 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 		return err
 	}
 	h.mu.Lock()
-	p := h.phase
+	p, again := h.phase, h.served
+	h.served = true
 	if p == phaseIdle {
 		h.phase = phaseBinding
 	}
 	h.mu.Unlock()
-	switch p {
-	case phaseIdle:
-	case phaseStopping, phaseClosed:
+	switch {
+	case again:
+		return errors.New("lameduck: HTTPServer.Serve called more than once; make a new HTTPServer to serve again")
+	case p != phaseIdle:
 		return nil // stopped before it started; Shutdown or Close closed the bound channel
-	default:
-		return errors.New("lameduck: HTTPServer.Serve called more than once")
 	}
 	tls := h.useTLS()
 	// Everything is wrapped before the port opens, so that no connection

@@ -65,8 +65,9 @@ const (
 	tlsHTTP2 = 2
 )
 
-// h2Preface is how every HTTP/2 connection in clear text begins.
-const h2Preface = "PRI * HTTP/2.0\r\n"
+// h2Preface is how every HTTP/2 connection in clear text begins; net/http
+// reads exactly this much first when it decides between HTTP/1 and h2c.
+const h2Preface = "PRI * HTTP/2.0"
 
 func (c *conn) Read(p []byte) (int, error) {
 	c.reading.Lock()
@@ -79,14 +80,11 @@ func (c *conn) Read(p []byte) (int, error) {
 		err = net.ErrClosed // woken by Close's deadline, not timed out
 	}
 	if n > 0 && !c.sniffed.Load() {
-		// net/http peeks at least this much before it decides between
-		// HTTP/1 and h2c, so the first read carries the whole prefix.
+		// net/http's first read, on a server that serves h2c, asks for
+		// exactly len(h2Preface) bytes. A client that trickles them is
+		// taken for HTTP/1, which is only ever closed sooner.
 		c.sniffed.Store(true)
-		b := p[:n]
-		if len(b) > len(h2Preface) {
-			b = b[:len(h2Preface)]
-		}
-		c.preface.Store(string(b) == h2Preface[:len(b)] && len(b) >= 3)
+		c.preface.Store(c.h.h2c && len(p[:n]) >= len(h2Preface) && string(p[:len(h2Preface)]) == h2Preface)
 	}
 	return n, err
 }
@@ -147,10 +145,21 @@ func (c *conn) holds() bool {
 	return c.lingering || c.state == http.StateActive || c.isH2()
 }
 
-// isH2 reports whether c speaks HTTP/2, or (a TLS connection that has not
-// made a request yet) will once its handshake is done.
+// isH2 reports whether c speaks HTTP/2. The caller holds h.mu.
+//
+// A connection that has made no request (StateNew) may be an HTTP/2 one that
+// has opened no stream yet, which net/http's GOAWAY ends (its client hangs
+// up) — or an HTTP/1 one, a handshake that stalled, a preface that never
+// came. The drain waits for it as for HTTP/2 only for newConnGrace, then
+// closes it with the other connections that owe nothing.
 func (c *conn) isH2() bool {
-	return c.tlsProto.Load() == tlsHTTP2 || c.preface.Load() || (c.state == http.StateNew && c.offeredH2.Load())
+	switch {
+	case c.tlsProto.Load() == tlsHTTP2:
+		return true
+	case c.state == http.StateNew:
+		return !c.h.newGrace && (c.preface.Load() || c.offeredH2.Load())
+	}
+	return c.preface.Load()
 }
 
 // recount updates c's place in h.holding. The caller holds h.mu.
@@ -194,6 +203,8 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 		return context.WithValue(bctx, drainingKey{}, h.draining)
 	}
 
+	h.h2c = !useTLS && h.srv.Protocols != nil && h.srv.Protocols.UnencryptedHTTP2()
+
 	if useTLS {
 		// A TLS connection that has not made a request yet reports no
 		// state after StateNew whether it speaks HTTP/1 or HTTP/2, and its
@@ -202,14 +213,21 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 		cfg := h.srv.TLSConfig.Clone()
 		user := cfg.GetConfigForClient
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			var chosen *tls.Config
+			var err error
+			if user != nil {
+				chosen, err = user(hello)
+			}
 			if c, ok := hello.Conn.(*conn); ok {
+				// The config the handshake uses decides: net/http's own
+				// (h2 when ServeTLS set it up), or the one returned here.
 				_, speaks := h.srv.TLSNextProto["h2"] // set up by ServeTLS before it accepts
+				if chosen != nil {
+					speaks = slices.Contains(chosen.NextProtos, "h2")
+				}
 				c.offeredH2.Store(speaks && slices.Contains(hello.SupportedProtos, "h2"))
 			}
-			if user != nil {
-				return user(hello)
-			}
-			return nil, nil
+			return chosen, err
 		}
 		h.srv.TLSConfig = cfg
 	}
@@ -266,7 +284,7 @@ func rawConn(nc net.Conn) *conn {
 func (h *HTTPServer) enter(r *http.Request) {
 	h.mu.Lock()
 	h.handlers++
-	warn := !h.warned && isH2CHandoff(r)
+	warn := !h.warned && isH2Preface(r)
 	if warn {
 		h.warned = true
 	}
@@ -276,18 +294,18 @@ func (h *HTTPServer) enter(r *http.Request) {
 		if h.srv.ErrorLog != nil {
 			logf = h.srv.ErrorLog.Printf
 		}
-		logf("lameduck: an HTTP/2 connection in clear text is being served inside a handler " +
-			"(x/net's h2c.NewHandler?); the drain cannot send it a GOAWAY and waits for its client " +
-			"to hang up: enable srv.Protocols.SetUnencryptedHTTP2(true) instead, or call " +
-			"http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler")
+		logf("lameduck: a handler got an HTTP/2 preface (\"PRI *\"): if it serves h2c " +
+			"(x/net's h2c.NewHandler), the drain cannot send that connection a GOAWAY and waits " +
+			"for its client to hang up; enable srv.Protocols.SetUnencryptedHTTP2(true) instead, or " +
+			"call http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler")
 	}
 }
 
-// isH2CHandoff reports whether r is how an HTTP/2 connection in clear text
-// reaches a handler when net/http itself does not serve h2c: the client's
-// preface as a "PRI *" request, or an Upgrade: h2c request.
-func isH2CHandoff(r *http.Request) bool {
-	return (r.Method == "PRI" && r.RequestURI == "*") || r.Header.Get("Upgrade") == "h2c"
+// isH2Preface reports whether r is an HTTP/2 client's preface handed to the
+// handler as a "PRI *" request, which net/http does when it does not serve
+// h2c itself, so that a handler such as x/net's h2c.NewHandler can.
+func isH2Preface(r *http.Request) bool {
+	return r.Method == "PRI" && r.RequestURI == "*" && r.ProtoMajor == 2
 }
 
 func (h *HTTPServer) leave() {

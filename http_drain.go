@@ -30,9 +30,14 @@ func (h *HTTPServer) drain(ctx context.Context) error {
 	if err := h.srv.Shutdown(done); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	grace := time.NewTimer(newConnGrace)
+	defer grace.Stop()
 	for {
 		select {
 		case <-h.quietChan():
+		case <-grace.C:
+			h.endNewConnGrace()
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -42,6 +47,23 @@ func (h *HTTPServer) drain(ctx context.Context) error {
 			h.lingers.Wait()
 			return nil
 		}
+	}
+}
+
+// newConnGrace is how long the drain waits for a connection that has made
+// no request but may be HTTP/2 (see conn.isH2) to be ended by net/http's
+// GOAWAY before it closes the connection itself. It is net/http's own wait
+// for a client to hang up after a GOAWAY (its goAwayTimeout).
+const newConnGrace = time.Second
+
+// endNewConnGrace stops the drain from waiting for connections that have
+// made no request; closeLeftovers then closes them.
+func (h *HTTPServer) endNewConnGrace() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.newGrace = true
+	for c := range h.conns {
+		h.recount(c)
 	}
 }
 

@@ -3,8 +3,11 @@ package lameduck
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,4 +181,132 @@ func TestFromHTTPListener(t *testing.T) {
 			t.Error("the listener is still open")
 		}
 	})
+}
+
+// Connections that have made no request owe nothing, even when they might
+// be HTTP/2 ones: none of them may hold the drain past the period (found
+// from the outside: each of these held it for the whole period).
+func TestFromHTTPNewConnectionsDoNotHoldTheDrain(t *testing.T) {
+	cert, _ := selfSigned(t)
+	plain := func() *http.Server { return &http.Server{Addr: "127.0.0.1:0"} }
+	withTLS := func() *http.Server {
+		return &http.Server{Addr: "127.0.0.1:0", TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		srv    func() *http.Server
+		period time.Duration
+		client func(t *testing.T, addr string) (stop func())
+	}{
+		{
+			// The config GetConfigForClient returns offers no ALPN, so
+			// the handshake settles on HTTP/1.1 although the client
+			// offered h2: a preconnect that then sends nothing.
+			name: "a TLS preconnect whose config picks HTTP/1.1",
+			srv: func() *http.Server {
+				s := withTLS()
+				s.TLSConfig = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+					return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+				}}
+				return s
+			},
+			period: 500 * time.Millisecond, // shorter than newConnGrace: the prediction must be right
+			client: func(t *testing.T, addr string) func() {
+				c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p := c.ConnectionState().NegotiatedProtocol; p == "h2" {
+					t.Fatalf("negotiated %q, want HTTP/1.1", p)
+				}
+				return func() { c.Close() }
+			},
+		},
+		{
+			name:   `a plain connection that sent "PRI" and stalls`,
+			srv:    plain,
+			period: 500 * time.Millisecond,
+			client: func(t *testing.T, addr string) func() {
+				c := dialAndSend(t, addr, "PRI")
+				return func() { c.Close() }
+			},
+		},
+		{
+			// An HTTP/2 client would be ended by the GOAWAY; one that
+			// stalls in its handshake is closed after newConnGrace.
+			name:   "a TLS handshake that stalls after a ClientHello offering h2",
+			srv:    withTLS,
+			period: time.Hour,
+			client: func(t *testing.T, addr string) func() {
+				raw, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stalled := &stallingConn{Conn: raw, stall: make(chan struct{}), reading: make(chan struct{})}
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					tls.Client(stalled, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}}).Handshake()
+				}()
+				<-stalled.reading // the ClientHello is out
+				return func() { close(stalled.stall); raw.Close(); <-done }
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := FromHTTP(tc.srv())
+			h := runUntilReady(t, hs, Period(tc.period))
+			stop := tc.client(t, hs.Addr().String())
+			defer stop()
+			// A request on another connection shows the first one has
+			// been accepted (the accept loop takes them in order).
+			probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+			if resp, err := probe.Get("http://" + hs.Addr().String()); err == nil {
+				resp.Body.Close()
+			}
+			sendSignal(h)
+			if err := <-h.done; err != nil {
+				t.Errorf("Run = %v, want nil: a connection that made no request held the drain", err)
+			}
+		})
+	}
+}
+
+func dialAndSend(t *testing.T, addr, s string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, s)
+	return c
+}
+
+// stallingConn lets writes through and blocks every read until stall is
+// closed; reading is closed at the first read.
+type stallingConn struct {
+	net.Conn
+	stall   chan struct{}
+	once    sync.Once
+	reading chan struct{}
+}
+
+func (c *stallingConn) Read([]byte) (int, error) {
+	c.once.Do(func() { close(c.reading) })
+	<-c.stall
+	return 0, io.EOF
+}
+
+// An HTTPServer serves once: running it again is an error, not a silent nil.
+func TestFromHTTPServesOnce(t *testing.T) {
+	hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0"})
+	h := runUntilReady(t, hs)
+	sendSignal(h)
+	if err := <-h.done; err != nil {
+		t.Fatalf("first Run = %v", err)
+	}
+	err := Run(context.Background(), hs, WithoutLogger(), Signals())
+	if err == nil || !strings.Contains(err.Error(), "lameduck: HTTPServer.Serve called more than once") {
+		t.Errorf("second Run = %v, want the Serve-called-more-than-once error", err)
+	}
 }
