@@ -88,10 +88,11 @@ const (
 // srv.Protocols instead, or call x/net's http2.ConfigureServer(srv, h2s) with
 // the h2s given to h2c.NewHandler so that Shutdown reaches it).
 //
-// FromHTTP does not set a ReadHeaderTimeout for you. A connection that has
-// sent nothing does not hold the drain up; one that sends a request header
-// slowly does, until the period ends. Set srv.ReadHeaderTimeout, as any
-// server facing the internet should, to bound that too.
+// A connection that has not made a request yet owes nothing and does not
+// hold the drain up: it is closed once the requests in flight are done (one
+// that may be an HTTP/2 connection yet to open its first stream gets up to a
+// second, net/http's own wait after a GOAWAY). A request whose header is
+// still arriving when the drain begins is dropped, as net/http drops it.
 //
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
 // methods yourself, or change it while it runs. It wraps srv.ConnState,
