@@ -84,11 +84,11 @@ const (
 // hijacks its connection holds it up while it runs; see [HTTPServer.Track]
 // for one that hands the connection on. HTTP/2 in clear text served by
 // golang.org/x/net/http2/h2c's handler lives inside one long handler call
-// that the drain cannot reach; FromHTTP warns through srv.ErrorLog (where
+// that the drain cannot reach. FromHTTP warns through srv.ErrorLog (where
 // net/http logs, whatever the Runner's logger) when a handler gets an HTTP/2
-// preface (use
-// srv.Protocols instead, or call x/net's http2.ConfigureServer(srv, h2s) with
-// the h2s given to h2c.NewHandler so that Shutdown reaches it).
+// preface: use srv.Protocols instead, or call x/net's
+// http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler so
+// that Shutdown reaches it.
 //
 // A connection that has not made a request yet owes nothing and does not
 // hold the drain up: it is closed once the requests in flight are done (one
