@@ -15,6 +15,7 @@ type Worker[T any] struct {
 	next    func(context.Context) (T, error)
 	handle  func(context.Context, T) error
 	onError func(context.Context, T, error) error // nil: every error is a failure
+	settle  func(context.Context, T, Outcome)     // nil: nothing to settle
 	n       int
 	holds   bool  // DrainSource: next hands over accepted items after lame-duck
 	err     error // what was wrong with FromWorker's arguments, if anything
@@ -26,8 +27,8 @@ type Worker[T any] struct {
 	mu         sync.Mutex
 	started    bool
 	stopping   bool
-	cancelNext context.CancelFunc // ends the context given to next
-	cancelAll  context.CancelFunc // ends the contexts given to next and handle
+	cancelNext context.CancelFunc      // ends the context given to next
+	cancelAll  context.CancelCauseFunc // ends the contexts given to next and handle
 }
 
 // WorkerOption configures a [Worker].
@@ -38,6 +39,7 @@ type WorkerOption interface {
 type workerConfig struct {
 	concurrency int
 	onError     any // a func(context.Context, T, error) error, checked by FromWorker
+	settle      any // a func(context.Context, T, Outcome), checked by FromWorker
 	holds       bool
 }
 
@@ -158,6 +160,13 @@ func FromWorker[T any](next func(context.Context) (T, error), handle func(contex
 		}
 		w.onError = policy
 	}
+	if cfg.settle != nil && w.err == nil {
+		settle, ok := cfg.settle.(func(context.Context, T, Outcome))
+		if !ok {
+			w.err = fmt.Errorf("lameduck: FromWorker: Settle's function is a %T, want a %T", cfg.settle, settle)
+		}
+		w.settle = settle
+	}
 	w.n, w.holds = cfg.concurrency, cfg.holds
 	return w
 }
@@ -189,7 +198,7 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 		close(w.done)
 		return nil
 	}
-	handleCtx, cancelAll := context.WithCancel(ctx)
+	handleCtx, cancelAll := context.WithCancelCause(ctx)
 	s := &serving[T]{w: w, handleCtx: handleCtx}
 	s.holds.Store(w.holds)
 	nextCtx, cancelNext := context.WithCancel(context.WithValue(handleCtx, holdsKey{}, &s.holds))
@@ -197,7 +206,10 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 	w.cancelAll, w.cancelNext = cancelAll, cancelNext
 	w.mu.Unlock()
 	defer close(w.done)
-	defer cancelAll()
+	defer cancelAll(nil)
+	if w.settle != nil {
+		defer s.startSettling(ctx)()
+	}
 
 	if w.n > 1 {
 		s.pull = make(chan struct{}, 1)
@@ -248,7 +260,7 @@ func (w *Worker[T]) Close() error {
 	w.mu.Lock()
 	w.stopping = true
 	if w.cancelAll != nil {
-		w.cancelAll()
+		w.cancelAll(ErrClosed)
 	}
 	w.mu.Unlock()
 	return nil
@@ -260,6 +272,7 @@ type serving[T any] struct {
 	nextCtx   context.Context
 	handleCtx context.Context
 	stop      context.CancelFunc // stops every loop from pulling new items
+	settleCtx context.Context    // given to Settle; ends a close grace after handleCtx
 
 	holds  atomic.Bool // next hands over accepted items once its context ends
 	called atomic.Bool // next has been called (and so ChanSource has said so)
@@ -282,8 +295,13 @@ func (s *serving[T]) loop() {
 		if !ok {
 			return
 		}
-		if err := s.handle(item); err != nil {
-			s.handleFailed(item, err)
+		panicked, err := s.handle(item)
+		out := Outcome{Kind: ItemDone}
+		if err != nil {
+			out = s.handleFailed(item, err, panicked)
+		}
+		if s.w.settle != nil {
+			s.settleItem(item, out)
 		}
 	}
 }
@@ -372,27 +390,36 @@ func (s *serving[T]) next() (item T, err error) {
 	return s.w.next(s.nextCtx)
 }
 
-func (s *serving[T]) handle(item T) (err error) {
+func (s *serving[T]) handle(item T) (panicked bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = newPanicError("handle", p)
+			panicked, err = true, newPanicError("handle", p)
 		}
 	}()
-	return s.w.handle(s.handleCtx, item)
+	return false, s.w.handle(s.handleCtx, item)
 }
 
-// handleFailed applies the error policy to an item whose handler failed.
-func (s *serving[T]) handleFailed(item T, err error) {
-	if ctxErr := s.handleCtx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-		return // cut short by Close, a forced stop the Runner reports itself
+// handleFailed applies the error policy to an item whose handler failed,
+// and says how the item's handling ended.
+func (s *serving[T]) handleFailed(item T, err error, panicked bool) Outcome {
+	if ctxErr := s.handleCtx.Err(); ctxErr != nil && !panicked {
+		if cause := context.Cause(s.handleCtx); errors.Is(err, ctxErr) || errors.Is(err, cause) {
+			// Cut short by Close, a forced stop the Runner reports itself.
+			return Outcome{Kind: ItemCancelled, Err: cause}
+		}
+	}
+	out := Outcome{Kind: ItemFailed, Err: err}
+	if panicked {
+		out.Kind = ItemPanicked
 	}
 	if s.w.onError != nil {
 		err = call("OnError policy", func() error { return s.w.onError(s.handleCtx, item, err) })
 		if err == nil {
-			return
+			return out
 		}
 	}
 	s.fail(err)
+	return out
 }
 
 // fail records a failure, stops taking new items and asks the Runner for a
