@@ -16,6 +16,8 @@ type Worker[T any] struct {
 	handle  func(context.Context, T) error
 	onError func(context.Context, T, error) error // nil: every error is a failure
 	settle  func(context.Context, T, Outcome)     // nil: nothing to settle
+	start   func(context.Context) error           // StartSource; nil: none
+	release func(context.Context) ([]T, error)    // ReleaseSource; nil: none
 	n       int
 	holds   bool  // DrainSource: next hands over accepted items after lame-duck
 	err     error // what was wrong with FromWorker's arguments, if anything
@@ -40,6 +42,8 @@ type workerConfig struct {
 	concurrency int
 	onError     any // a func(context.Context, T, error) error, checked by FromWorker
 	settle      any // a func(context.Context, T, Outcome), checked by FromWorker
+	start       func(context.Context) error
+	release     any // a func(context.Context) ([]T, error), checked by FromWorker
 	holds       bool
 }
 
@@ -106,7 +110,9 @@ func DrainSource() WorkerOption {
 //
 // Accepted items are finished. An item is accepted once the source holds it
 // for this process: in [ChanSource]'s channel, or in a custom source that
-// prefetches or leases (declare that with [DrainSource]). Once the drain has
+// prefetches or leases (declare that with [DrainSource], or give it a
+// [ReleaseSource] hook; a client library's hidden prefetch buffer that
+// neither reaches is lost at lame-duck). Once the drain has
 // begun, the Worker calls next again, with its done context, until next
 // returns its context's error or io.EOF, and handles every item it returns,
 // within the period. A source that is not declared so (a durable queue
@@ -167,7 +173,17 @@ func FromWorker[T any](next func(context.Context) (T, error), handle func(contex
 		}
 		w.settle = settle
 	}
-	w.n, w.holds = cfg.concurrency, cfg.holds
+	if cfg.release != nil && w.err == nil {
+		release, ok := cfg.release.(func(context.Context) ([]T, error))
+		if !ok {
+			w.err = fmt.Errorf("lameduck: FromWorker: ReleaseSource's function is a %T, want a %T", cfg.release, release)
+		}
+		w.release = release
+	}
+	w.n, w.start = cfg.concurrency, cfg.start
+	// A source with a release hook holds what it prefetched: the drain asks
+	// for it, through the hook rather than through next.
+	w.holds = cfg.holds || w.release != nil
 	return w
 }
 
@@ -211,6 +227,11 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 		defer s.startSettling(ctx)()
 	}
 
+	if w.start != nil {
+		if err := call("StartSource", func() error { return w.start(handleCtx) }); err != nil {
+			return err
+		}
+	}
 	if w.n > 1 {
 		s.pull = make(chan struct{}, 1)
 	}
@@ -220,6 +241,9 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 	}
 	s.loop()
 	wg.Wait()
+	if w.release != nil {
+		s.settleLeftovers(ctx)
+	}
 	return joinErrors(s.errs...)
 }
 
@@ -287,6 +311,10 @@ type serving[T any] struct {
 	pull chan struct{}
 	mu   sync.Mutex
 	errs []error
+
+	// What ReleaseSource handed back, not yet handed out; under mu.
+	releaseCalled bool
+	releasedItems []T
 }
 
 func (s *serving[T]) loop() {
@@ -386,6 +414,9 @@ func (s *serving[T]) next() (item T, err error) {
 	}()
 	if !s.called.Load() {
 		s.called.Store(true)
+	}
+	if s.w.release != nil && s.nextCtx.Err() != nil {
+		return s.released()
 	}
 	return s.w.next(s.nextCtx)
 }
