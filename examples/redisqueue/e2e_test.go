@@ -62,6 +62,7 @@ func TestQueueE2E(t *testing.T) {
 			}
 		}
 	}()
+	want = append(want, "slow-1")
 	for i := range jobs {
 		switch {
 		case i == 333:
@@ -99,6 +100,25 @@ func TestQueueE2E(t *testing.T) {
 			kills++
 			_ = c.cmd.Process.Kill()
 			_ = c.wait()
+			continue
+		case round == 1:
+			// A job longer than the period, at the head of the queue:
+			// Close cuts it, Settle hands it back, a later round does it.
+			if err := rdb.RPush(ctx, "jobs", "slow-1").Err(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "slow-1 to start", func() bool {
+				n, _ := rdb.Get(ctx, "attempts:slow-1").Int()
+				return n == 1
+			})
+			forced++
+			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+			if code := exitCode(c.wait()); code != 2 {
+				t.Errorf("round %d: exit status %d with a job longer than the period, want 2\n%s", round, code, c.stderr())
+			}
+			if n := count(t, rdb, "jobs")["slow-1"]; n != 1 {
+				t.Errorf("slow-1 is %d times in the queue after Close cut it, want once", n)
+			}
 			continue
 		case round == 4:
 			forced++
@@ -139,12 +159,13 @@ func TestQueueE2E(t *testing.T) {
 	const concurrency = 4
 	// A SIGKILL cuts at most one job per handler between its side effect
 	// and its ack; a SIGTERM, even a forced one, cuts none: Close cancels
-	// the handler before its side effect, and Settle hands the job back.
+	// the handler before its side effect, and Settle hands the job back
+	// (slow-1 in round 1).
 	if dups > kills*concurrency {
 		t.Errorf("%d duplicates, want at most %d (%d kills × %d handlers)", dups, kills*concurrency, kills, concurrency)
 	}
 	t.Logf("ledger: %d jobs, %d handled, %d dead-lettered, %d lost, %d duplicates; %d SIGKILLs, %d forced stops",
-		jobs, len(handled), len(dead), lost, dups, kills, forced)
+		len(want)+len(poison), len(handled), len(dead), lost, dups, kills, forced)
 }
 
 func startRedis(t *testing.T, bin, dir string) string {
@@ -177,7 +198,7 @@ type consumer struct {
 func startConsumer(t *testing.T, bin, addr string) *consumer {
 	t.Helper()
 	c := &consumer{done: make(chan struct{}), errBuf: &strings.Builder{}}
-	c.cmd = exec.Command(bin, "-addr", addr, "-work", "5ms", "-concurrency", "4", "-period", "2s")
+	c.cmd = exec.Command(bin, "-addr", addr, "-work", "5ms", "-slow", "10s", "-concurrency", "4", "-period", "1s")
 	c.cmd.Stderr = c.errBuf
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {

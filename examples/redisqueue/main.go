@@ -19,7 +19,7 @@
 // A job is a string. This demo "handles" it by pushing it to the -handled
 // list (the side effect the e2e test's ledger reads) after -work; a job
 // whose text starts with "poison" fails, one that starts with "panic"
-// panics. It prints "ready" once it consumes and handles signals. Exit
+// panics, and one that starts with "slow" takes -slow on its first attempt. It prints "ready" once it consumes and handles signals. Exit
 // status: 0 after a clean stop, 1 on failure, 2 after a forced stop.
 package main
 
@@ -28,6 +28,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/b583c413/lameduck"
@@ -43,13 +44,14 @@ func main() {
 	flag.StringVar(&q.dead, "dead", "jobs:dead", "dead-letter list for poison jobs")
 	handled := flag.String("handled", "jobs:handled", "list the demo handler records each job in")
 	work := flag.Duration("work", 20*time.Millisecond, "simulated time per job")
+	slow := flag.Duration("slow", 10*time.Second, "simulated time of a job whose text starts with \"slow\", on its first attempt")
 	concurrency := flag.Int("concurrency", 4, "jobs handled at once")
 	period := flag.Duration("period", 5*time.Second, "lame-duck period")
 	_ = flag.Set("logtostderr", "true")
 	flag.Parse()
 
 	q.rdb = redis.NewClient(&redis.Options{Addr: *addr})
-	err := run(&q, *handled, *work, *concurrency, *period)
+	err := run(&q, *handled, *work, *slow, *concurrency, *period)
 	if err != nil {
 		glog.Errorf("%v", err)
 	}
@@ -60,9 +62,20 @@ func main() {
 	os.Exit(lameduck.ExitCode(err))
 }
 
-func run(q *queue, handledList string, work time.Duration, concurrency int, period time.Duration) error {
+func run(q *queue, handledList string, work, slow time.Duration, concurrency int, period time.Duration) error {
 	handle := func(ctx context.Context, job string) error {
-		t := time.NewTimer(work)
+		d := work
+		if strings.HasPrefix(job, "slow") {
+			// Longer than the period the first time, so that Close cuts it.
+			n, err := q.rdb.Incr(ctx, "attempts:"+job).Result()
+			if err != nil {
+				return err
+			}
+			if n == 1 {
+				d = slow
+			}
+		}
+		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -70,9 +83,9 @@ func run(q *queue, handledList string, work time.Duration, concurrency int, peri
 			return ctx.Err() // cut by Close: Settle hands the job back
 		}
 		switch {
-		case len(job) >= 6 && job[:6] == "poison":
+		case strings.HasPrefix(job, "poison"):
 			return fmt.Errorf("job %q: cannot parse", job)
-		case len(job) >= 5 && job[:5] == "panic":
+		case strings.HasPrefix(job, "panic"):
 			panic("job " + job)
 		}
 		return q.rdb.RPush(ctx, handledList, job).Err()
