@@ -133,8 +133,9 @@ func DrainSource() WorkerOption {
 // Worker drains on its own and Serve returns the failure.
 //
 // Shutdown begins the drain and waits until it is over: no item in flight,
-// none accepted left. Close cancels the handlers' context and stops the
-// pulling. Every item that next returns with a nil error is passed to
+// none accepted left. Close cancels the handlers' context, with cause
+// [ErrClosed] (see [context.Cause]), and stops the pulling; a [Settle]
+// function still gets a live context to hand the cut items back. Every item that next returns with a nil error is passed to
 // handle exactly once, even after lame-duck mode has begun, or after Close
 // (with a context already cancelled): the handler, not the Worker, decides
 // what to do with it.
