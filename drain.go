@@ -10,11 +10,12 @@ import (
 	"time"
 )
 
-// closeGrace is how long a Runner waits, after calling Close, for Close,
-// Serve and the drain (a pre-shutdown step or Shutdown) to return. A
-// well-behaved Server needs far less. One whose methods ignore Close would
-// otherwise hang Run for ever; once the grace has passed, Run returns an
-// error that names what is still running and leaves its goroutines behind.
+// closeGrace is the default of [CloseGrace]: how long a Runner waits, after
+// calling Close, for Close, Serve and the drain (a pre-shutdown step or
+// Shutdown) to return. A well-behaved Server needs far less. One whose
+// methods ignore Close would otherwise hang Run for ever; once the grace has
+// passed, Run returns an error that names what is still running and leaves
+// its goroutines behind.
 const closeGrace = time.Second
 
 // lameDuck drains the Server after a trigger and decides what Run returns.
@@ -160,9 +161,9 @@ func (ru *run) drainStage() string {
 // returns Close's task, and an error naming what was still running when the
 // grace ran out (nil when nothing was).
 func (ru *run) closeAndWait(drain *task) (closing *task, stuck error) {
-	ru.cancelServe()
+	ru.cancelServe(ErrClosed)
 	closing = ru.spawn("Close", ru.r.svr.Close)
-	grace := time.NewTimer(closeGrace)
+	grace := time.NewTimer(ru.cfg.closeGrace)
 	defer grace.Stop()
 	type named struct {
 		t    *task
@@ -202,9 +203,9 @@ wait:
 	if i := strings.LastIndex(list, ", "); i >= 0 {
 		list = list[:i] + " and " + list[i+2:]
 	}
-	stuck = fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, closeGrace)
+	stuck = fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, ru.cfg.closeGrace)
 	ru.log(slog.LevelError, "lameduck: {running} did not return within {grace} of Close being called",
-		slog.String("running", list), slog.Duration("grace", closeGrace))
+		slog.String("running", list), slog.Duration("grace", ru.cfg.closeGrace))
 	return closing, stuck
 }
 

@@ -91,3 +91,9 @@ func ExitCode(err error) int {
 		return 1
 	}
 }
+
+// ErrClosed is the cause of the cancellation of Serve's context when a
+// [Runner] calls Close, and of the context a [FromWorker] Worker gives
+// handle when the Worker is closed: context.Cause(ctx) tells a forced stop
+// apart from other cancellations, such as the caller's own.
+var ErrClosed = errors.New("lameduck: closed")

@@ -32,21 +32,23 @@ type Logger interface {
 
 // config holds everything the options can set.
 type config struct {
-	period  time.Duration
-	signals []os.Signal
-	logger  Logger
-	slog    *slog.Logger                  // when set, used instead of logger
-	steps   []func(context.Context) error // pre-shutdown
-	post    []func(context.Context) error // post-shutdown
-	source  signalSource
+	period     time.Duration
+	closeGrace time.Duration
+	signals    []os.Signal
+	logger     Logger
+	slog       *slog.Logger                  // when set, used instead of logger
+	steps      []func(context.Context) error // pre-shutdown
+	post       []func(context.Context) error // post-shutdown
+	source     signalSource
 }
 
 func defaultConfig() config {
 	return config{
-		period:  3 * time.Second,
-		signals: []os.Signal{os.Interrupt, syscall.SIGTERM},
-		logger:  glogLogger{},
-		source:  osSignals{},
+		period:     3 * time.Second,
+		closeGrace: closeGrace,
+		signals:    []os.Signal{os.Interrupt, syscall.SIGTERM},
+		logger:     glogLogger{},
+		source:     osSignals{},
 	}
 }
 
@@ -67,6 +69,27 @@ func Period(d time.Duration) Option {
 		return nil
 	})
 }
+
+// CloseGrace sets how long the Runner waits, once it has called Close, for
+// Close, Serve and whatever part of the drain is still running to return;
+// the default is 1 second. Past it, Run returns an error naming what is
+// stuck and leaves it running. The post-shutdown steps get at least this
+// long after a forced stop, and a [FromWorker] Worker's [Settle] function
+// gets this long after Close to ack or nack what Close cut short. A grace
+// that is not positive makes NewRunner fail.
+func CloseGrace(d time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("lameduck: CloseGrace must be positive, got %v", d)
+		}
+		c.closeGrace = d
+		return nil
+	})
+}
+
+// graceKey is the context key under which Serve's context carries the
+// Runner's close grace, a time.Duration.
+type graceKey struct{}
 
 // Signals replaces the list of signals that begin lame-duck mode; the default
 // is [os.Interrupt] and [syscall.SIGTERM]. When a signal began lame-duck

@@ -130,7 +130,7 @@ type run struct {
 	r              *Runner
 	cfg            *config
 	sigc           chan os.Signal
-	cancelServe    context.CancelFunc
+	cancelServe    context.CancelCauseFunc
 	serve          *task
 	pre, post      stepList      // the pre- and post-shutdown steps
 	shutdownCalled atomic.Bool   // set by the drain, after stepsTook, as it calls Shutdown
@@ -156,8 +156,11 @@ var stopTrigger = trigger{tmpl: "stop requested", attrs: []slog.Attr{slog.String
 // serveUntilStopped starts the Server, waits for a trigger or for Serve to
 // end, and stops it.
 func (ru *run) serveUntilStopped(ctx context.Context) error {
-	serveCtx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), stopKey{}, ru))
-	defer cancel()
+	base := context.WithValue(context.WithoutCancel(ctx), stopKey{}, ru)
+	// Servers that settle work after Close (FromWorker) bound it by the
+	// same grace the Runner gives them.
+	serveCtx, cancel := context.WithCancelCause(context.WithValue(base, graceKey{}, ru.cfg.closeGrace))
+	defer cancel(nil)
 	ru.cancelServe = cancel
 	ru.serve = ru.spawn("Serve", func() error { return ru.r.svr.Serve(serveCtx) })
 

@@ -95,12 +95,12 @@ func (s *stepList) current() string {
 // postShutdown runs the post-shutdown steps once the Server has stopped,
 // whatever the outcome (err is what Run is about to return), and returns
 // Run's result. The steps' own errors are only logged; a step that has not
-// returned closeGrace after its context ended is named in the result, as a
+// returned the close grace after its context ended is named in the result, as a
 // stuck Server method is.
 //
 // Their deadline is the end of the lame-duck period. When less than
-// closeGrace of it is left (the period ran out, or a second signal ended
-// it) they get closeGrace from now; when no lame-duck mode began (Serve
+// the close grace of it is left (the period ran out, or a second signal ended
+// it) they get the close grace from now; when no lame-duck mode began (Serve
 // returned first) they get a whole period. A signal while they run ends
 // their context at once.
 func (ru *run) postShutdown(ctx context.Context, err error) error {
@@ -112,7 +112,7 @@ func (ru *run) postShutdown(ctx context.Context, err error) error {
 	if deadline.IsZero() {
 		deadline = now.Add(ru.cfg.period)
 	}
-	if least := now.Add(closeGrace); deadline.Before(least) {
+	if least := now.Add(ru.cfg.closeGrace); deadline.Before(least) {
 		deadline = least
 	}
 	postCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
@@ -131,13 +131,13 @@ func (ru *run) postShutdown(ctx context.Context, err error) error {
 			cancel()
 		case <-ctxDone:
 			ctxDone = nil
-			grace := time.NewTimer(closeGrace)
+			grace := time.NewTimer(ru.cfg.closeGrace)
 			defer grace.Stop()
 			graceOver = grace.C
 		case <-graceOver:
-			stuck := fmt.Errorf("lameduck: %s did not return within %v of its context ending", ru.post.current(), closeGrace)
+			stuck := fmt.Errorf("lameduck: %s did not return within %v of its context ending", ru.post.current(), ru.cfg.closeGrace)
 			ru.log(slog.LevelError, "lameduck: {running} did not return within {grace} of its context ending",
-				slog.String("running", ru.post.current()), slog.Duration("grace", closeGrace))
+				slog.String("running", ru.post.current()), slog.Duration("grace", ru.cfg.closeGrace))
 			if lde, ok := err.(*LameDuckError); ok {
 				lde.Err = joinErrors(lde.Err, stuck)
 				return lde

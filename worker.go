@@ -15,6 +15,9 @@ type Worker[T any] struct {
 	next    func(context.Context) (T, error)
 	handle  func(context.Context, T) error
 	onError func(context.Context, T, error) error // nil: every error is a failure
+	settle  func(context.Context, T, Outcome)     // nil: nothing to settle
+	start   func(context.Context) error           // StartSource; nil: none
+	release func(context.Context) ([]T, error)    // ReleaseSource; nil: none
 	n       int
 	holds   bool  // DrainSource: next hands over accepted items after lame-duck
 	err     error // what was wrong with FromWorker's arguments, if anything
@@ -26,8 +29,8 @@ type Worker[T any] struct {
 	mu         sync.Mutex
 	started    bool
 	stopping   bool
-	cancelNext context.CancelFunc // ends the context given to next
-	cancelAll  context.CancelFunc // ends the contexts given to next and handle
+	cancelNext context.CancelFunc      // ends the context given to next
+	cancelAll  context.CancelCauseFunc // ends the contexts given to next and handle
 }
 
 // WorkerOption configures a [Worker].
@@ -38,6 +41,9 @@ type WorkerOption interface {
 type workerConfig struct {
 	concurrency int
 	onError     any // a func(context.Context, T, error) error, checked by FromWorker
+	settle      any // a func(context.Context, T, Outcome), checked by FromWorker
+	start       func(context.Context) error
+	release     any // a func(context.Context) ([]T, error), checked by FromWorker
 	holds       bool
 }
 
@@ -104,7 +110,9 @@ func DrainSource() WorkerOption {
 //
 // Accepted items are finished. An item is accepted once the source holds it
 // for this process: in [ChanSource]'s channel, or in a custom source that
-// prefetches or leases (declare that with [DrainSource]). Once the drain has
+// prefetches or leases (declare that with [DrainSource], or give it a
+// [ReleaseSource] hook; a client library's hidden prefetch buffer that
+// neither reaches is lost at lame-duck). Once the drain has
 // begun, the Worker calls next again, with its done context, until next
 // returns its context's error or io.EOF, and handles every item it returns,
 // within the period. A source that is not declared so (a durable queue
@@ -125,8 +133,9 @@ func DrainSource() WorkerOption {
 // Worker drains on its own and Serve returns the failure.
 //
 // Shutdown begins the drain and waits until it is over: no item in flight,
-// none accepted left. Close cancels the handlers' context and stops the
-// pulling. Every item that next returns with a nil error is passed to
+// none accepted left. Close cancels the handlers' context, with cause
+// [ErrClosed] (see [context.Cause]), and stops the pulling; a [Settle]
+// function still gets a live context to hand the cut items back. Every item that next returns with a nil error is passed to
 // handle exactly once, even after lame-duck mode has begun, or after Close
 // (with a context already cancelled): the handler, not the Worker, decides
 // what to do with it.
@@ -158,7 +167,24 @@ func FromWorker[T any](next func(context.Context) (T, error), handle func(contex
 		}
 		w.onError = policy
 	}
-	w.n, w.holds = cfg.concurrency, cfg.holds
+	if cfg.settle != nil && w.err == nil {
+		settle, ok := cfg.settle.(func(context.Context, T, Outcome))
+		if !ok {
+			w.err = fmt.Errorf("lameduck: FromWorker: Settle's function is a %T, want a %T", cfg.settle, settle)
+		}
+		w.settle = settle
+	}
+	if cfg.release != nil && w.err == nil {
+		release, ok := cfg.release.(func(context.Context) ([]T, error))
+		if !ok {
+			w.err = fmt.Errorf("lameduck: FromWorker: ReleaseSource's function is a %T, want a %T", cfg.release, release)
+		}
+		w.release = release
+	}
+	w.n, w.start = cfg.concurrency, cfg.start
+	// A source with a release hook holds what it prefetched: the drain asks
+	// for it, through the hook rather than through next.
+	w.holds = cfg.holds || w.release != nil
 	return w
 }
 
@@ -189,7 +215,7 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 		close(w.done)
 		return nil
 	}
-	handleCtx, cancelAll := context.WithCancel(ctx)
+	handleCtx, cancelAll := context.WithCancelCause(ctx)
 	s := &serving[T]{w: w, handleCtx: handleCtx}
 	s.holds.Store(w.holds)
 	nextCtx, cancelNext := context.WithCancel(context.WithValue(handleCtx, holdsKey{}, &s.holds))
@@ -197,8 +223,16 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 	w.cancelAll, w.cancelNext = cancelAll, cancelNext
 	w.mu.Unlock()
 	defer close(w.done)
-	defer cancelAll()
+	defer cancelAll(nil)
+	if w.settle != nil {
+		defer s.startSettling(ctx)()
+	}
 
+	if w.start != nil {
+		if err := call("StartSource", func() error { return w.start(handleCtx) }); err != nil {
+			return err
+		}
+	}
 	if w.n > 1 {
 		s.pull = make(chan struct{}, 1)
 	}
@@ -208,6 +242,9 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 	}
 	s.loop()
 	wg.Wait()
+	if w.release != nil {
+		s.settleLeftovers(ctx)
+	}
 	return joinErrors(s.errs...)
 }
 
@@ -248,7 +285,7 @@ func (w *Worker[T]) Close() error {
 	w.mu.Lock()
 	w.stopping = true
 	if w.cancelAll != nil {
-		w.cancelAll()
+		w.cancelAll(ErrClosed)
 	}
 	w.mu.Unlock()
 	return nil
@@ -260,6 +297,7 @@ type serving[T any] struct {
 	nextCtx   context.Context
 	handleCtx context.Context
 	stop      context.CancelFunc // stops every loop from pulling new items
+	settleCtx context.Context    // given to Settle; ends a close grace after handleCtx
 
 	holds  atomic.Bool // next hands over accepted items once its context ends
 	called atomic.Bool // next has been called (and so ChanSource has said so)
@@ -274,6 +312,10 @@ type serving[T any] struct {
 	pull chan struct{}
 	mu   sync.Mutex
 	errs []error
+
+	// What ReleaseSource handed back, not yet handed out; under mu.
+	releaseCalled bool
+	releasedItems []T
 }
 
 func (s *serving[T]) loop() {
@@ -282,8 +324,13 @@ func (s *serving[T]) loop() {
 		if !ok {
 			return
 		}
-		if err := s.handle(item); err != nil {
-			s.handleFailed(item, err)
+		panicked, err := s.handle(item)
+		out := Outcome{Kind: ItemDone}
+		if err != nil {
+			out = s.handleFailed(item, err, panicked)
+		}
+		if s.w.settle != nil {
+			s.settleItem(item, out)
 		}
 	}
 }
@@ -369,30 +416,42 @@ func (s *serving[T]) next() (item T, err error) {
 	if !s.called.Load() {
 		s.called.Store(true)
 	}
+	if s.w.release != nil && s.nextCtx.Err() != nil {
+		return s.released()
+	}
 	return s.w.next(s.nextCtx)
 }
 
-func (s *serving[T]) handle(item T) (err error) {
+func (s *serving[T]) handle(item T) (panicked bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = newPanicError("handle", p)
+			panicked, err = true, newPanicError("handle", p)
 		}
 	}()
-	return s.w.handle(s.handleCtx, item)
+	return false, s.w.handle(s.handleCtx, item)
 }
 
-// handleFailed applies the error policy to an item whose handler failed.
-func (s *serving[T]) handleFailed(item T, err error) {
-	if ctxErr := s.handleCtx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-		return // cut short by Close, a forced stop the Runner reports itself
+// handleFailed applies the error policy to an item whose handler failed,
+// and says how the item's handling ended.
+func (s *serving[T]) handleFailed(item T, err error, panicked bool) Outcome {
+	if ctxErr := s.handleCtx.Err(); ctxErr != nil && !panicked {
+		if cause := context.Cause(s.handleCtx); errors.Is(err, ctxErr) || errors.Is(err, cause) {
+			// Cut short by Close, a forced stop the Runner reports itself.
+			return Outcome{Kind: ItemCancelled, Err: cause}
+		}
+	}
+	out := Outcome{Kind: ItemFailed, Err: err}
+	if panicked {
+		out.Kind = ItemPanicked
 	}
 	if s.w.onError != nil {
 		err = call("OnError policy", func() error { return s.w.onError(s.handleCtx, item, err) })
 		if err == nil {
-			return
+			return out
 		}
 	}
 	s.fail(err)
+	return out
 }
 
 // fail records a failure, stops taking new items and asks the Runner for a

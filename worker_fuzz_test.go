@@ -117,7 +117,8 @@ func runWorkerCase(t *testing.T, c workerCase) {
 				return i, err
 			}
 		}
-		h := runInBubble(t, FromWorker(next, handle, Concurrency(c.n)), Period(c.period), WithoutLogger())
+		var rec settled
+		h := runInBubble(t, FromWorker(next, handle, Concurrency(c.n), Settle(rec.settle)), Period(c.period), WithoutLogger())
 		begin := time.Now()
 		if c.triggerAt > 0 {
 			time.AfterFunc(c.triggerAt, func() { sendSignal(h) })
@@ -149,6 +150,22 @@ func runWorkerCase(t *testing.T, c workerCase) {
 		var lde *LameDuckError
 		if err != nil && !errors.As(err, &lde) && !failed {
 			t.Errorf("Run failed although no handler did\n%s", describe)
+		}
+		// Settle: each handled item once, with an outcome that fits it;
+		// cancelled only when Close came (the period ran out).
+		if len(rec.got) != len(l.handled) {
+			t.Errorf("settled %d items, handled %d\n%s", len(rec.got), len(l.handled), describe)
+		}
+		for _, item := range l.handled {
+			kinds := rec.got[item]
+			if len(kinds) != 1 {
+				t.Errorf("item %d settled %v, want once\n%s", item, kinds, describe)
+				continue
+			}
+			want := []string{"done", "failed", "panicked"}[c.outcome[item]]
+			if kinds[0] != want && (kinds[0] != "cancelled" || lde == nil) {
+				t.Errorf("item %d settled as %s, want %s (or cancelled after Close)\n%s", item, kinds[0], want, describe)
+			}
 		}
 		// Rule 15: accepted items are handled during the drain; only
 		// Close (the period over) may leave some in the channel.

@@ -1,0 +1,116 @@
+package lameduck
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// StartSource gives a Worker's source a start: start is called once, by
+// Serve, before the first call of next, with handle's context (which ends
+// only when the Worker is closed). It is the place for recovery: moving the
+// jobs that a killed predecessor left in a processing list back to the
+// queue, say. An error (or panic) from start is Serve's error, and so Run's;
+// next is then never called.
+func StartSource(start func(ctx context.Context) error) WorkerOption {
+	return workerOption(func(c *workerConfig) error {
+		if start == nil {
+			return errors.New("lameduck: StartSource: function is nil")
+		}
+		c.start = start
+		return nil
+	})
+}
+
+// ReleaseSource gives a Worker's source an end, for sources that prefetch:
+// release must stop the prefetching and return the items that the source
+// holds but next has not returned yet. It is called exactly once per Serve:
+// by the first handler slot that is free once the drain has begun (next is
+// then not called again), or, when Close or a failure came first, as Serve
+// ends. Its context carries Serve's values and ends the close grace (see
+// [CloseGrace]) after it is called.
+//
+// The items it returns are handled, as next's are, within the lame-duck
+// period. Those that Close leaves unhandled are not passed to handle: a
+// [Settle] function, if there is one, gets each with an ItemCancelled
+// outcome, so that it can hand them back to the broker. An error (or panic)
+// from release does not stop the drain; Serve returns it, and so does Run.
+// T must be the Worker's item type, or NewRunner fails.
+func ReleaseSource[T any](release func(ctx context.Context) ([]T, error)) WorkerOption {
+	return workerOption(func(c *workerConfig) error {
+		if release == nil {
+			return errors.New("lameduck: ReleaseSource: function is nil")
+		}
+		c.release = release
+		return nil
+	})
+}
+
+// released hands out, one per call, the items that release returned,
+// calling it the first time; then it returns next's context's error, which
+// tells the loops that the source holds nothing more. Calls take turns
+// (see serving.pull), so release runs once, never beside next.
+func (s *serving[T]) released() (item T, err error) {
+	s.callRelease(s.handleCtx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.releasedItems) == 0 {
+		return item, s.nextCtx.Err()
+	}
+	item = s.releasedItems[0]
+	s.releasedItems = s.releasedItems[1:]
+	return item, nil
+}
+
+// callRelease calls release unless it has been called, recording its
+// items and its error.
+func (s *serving[T]) callRelease(ctx context.Context) {
+	s.mu.Lock()
+	called := s.releaseCalled
+	s.releaseCalled = true
+	s.mu.Unlock()
+	if called {
+		return
+	}
+	grace := closeGrace
+	if d, ok := ctx.Value(graceKey{}).(time.Duration); ok {
+		grace = d
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	var items []T
+	err := call("ReleaseSource", func() (err error) {
+		items, err = s.w.release(ctx)
+		return err
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releasedItems = append(s.releasedItems, items...)
+	if err != nil {
+		s.errs = append(s.errs, err)
+	}
+}
+
+// errNotHandled is the Err of a released item's outcome when Serve ended
+// without a cancellation: next reported io.EOF while release still held it.
+var errNotHandled = errors.New("lameduck: Serve ended before the item was handled")
+
+// settleLeftovers runs as Serve ends: it calls release if nobody has, and
+// settles what it handed back that was never handled as cancelled.
+func (s *serving[T]) settleLeftovers(serveCtx context.Context) {
+	s.callRelease(serveCtx)
+	s.mu.Lock()
+	left := s.releasedItems
+	s.releasedItems = nil
+	s.mu.Unlock()
+	if s.w.settle == nil {
+		return
+	}
+	cause := context.Cause(s.handleCtx)
+	if cause == nil {
+		cause = errNotHandled
+	}
+	for _, item := range left {
+		s.settleItem(item, Outcome{Kind: ItemCancelled, Err: cause})
+	}
+}
