@@ -112,34 +112,40 @@ func runWorker(b *testing.B, impl string, n int, next func(context.Context) (int
 // hand-written loop that settles each item itself (an empty ack in both),
 // counter source.
 func BenchmarkWorkerSettle(b *testing.B) {
-	for _, n := range []int{1, 4} {
-		for _, impl := range []string{"lameduck", "handloop"} {
-			b.Run(fmt.Sprintf("n=%d/impl=%s", n, impl), func(b *testing.B) {
-				b.ReportAllocs()
-				next := benchSource(b, "counter", b.N)
-				var settled atomic.Int64
-				settle := func(context.Context, int, Outcome) { settled.Add(1) }
-				b.ResetTimer()
-				if impl == "lameduck" {
-					w := FromWorker(next, func(context.Context, int) error { return nil }, Concurrency(n), Settle(settle))
-					if err := w.Serve(context.Background()); err != nil {
-						b.Fatal(err)
-					}
-				} else {
-					// The hand loop needs its own settle context that
-					// outlives handle's, as Settle's does.
-					settleCtx := context.WithoutCancel(context.Background())
-					handle := func(ctx context.Context, item int) error {
-						settle(settleCtx, item, Outcome{Kind: ItemDone})
-						return nil
-					}
-					runWorker(b, impl, n, next, handle)
-				}
-				b.StopTimer()
-				if got := settled.Load(); got != int64(b.N) {
-					b.Fatalf("settled %d items, want %d", got, b.N)
-				}
-			})
+	for _, src := range []string{"chan", "counter"} {
+		for _, n := range []int{1, 4} {
+			for _, impl := range []string{"lameduck", "handloop"} {
+				benchWorkerSettle(b, src, n, impl)
+			}
 		}
 	}
+}
+
+func benchWorkerSettle(b *testing.B, src string, n int, impl string) {
+	b.Run(fmt.Sprintf("source=%s/n=%d/impl=%s", src, n, impl), func(b *testing.B) {
+		b.ReportAllocs()
+		next := benchSource(b, src, b.N)
+		var settled atomic.Int64
+		settle := func(context.Context, int, Outcome) { settled.Add(1) }
+		b.ResetTimer()
+		if impl == "lameduck" {
+			w := FromWorker(next, func(context.Context, int) error { return nil }, Concurrency(n), Settle(settle))
+			if err := w.Serve(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			// The hand loop needs its own settle context that
+			// outlives handle's, as Settle's does.
+			settleCtx := context.WithoutCancel(context.Background())
+			handle := func(ctx context.Context, item int) error {
+				settle(settleCtx, item, Outcome{Kind: ItemDone})
+				return nil
+			}
+			runWorker(b, impl, n, next, handle)
+		}
+		b.StopTimer()
+		if got := settled.Load(); got != int64(b.N) {
+			b.Fatalf("settled %d items, want %d", got, b.N)
+		}
+	})
 }
