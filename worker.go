@@ -495,6 +495,13 @@ func ChanSource[T any](c <-chan T) func(context.Context) (T, error) {
 		if flag, ok := ctx.Value(holdsKey{}).(*atomic.Bool); ok && !flag.Load() {
 			flag.Store(true)
 		}
+		// An item already buffered is taken without a select: the cheap
+		// path for a busy queue, and the same choice the select would make.
+		select {
+		case item, ok := <-c:
+			return received(item, ok)
+		default:
+		}
 		if ctx.Err() == nil {
 			select {
 			case item, ok := <-c:
