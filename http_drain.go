@@ -125,13 +125,13 @@ var aLongTimeAgo = time.Unix(1, 0)
 // at the first poll.
 const (
 	lingerPollMin = 250 * time.Microsecond
-	lingerPollMax = 50 * time.Millisecond
+	lingerPollMax = 20 * time.Millisecond
 )
 
 // lingerClose closes c the way RFC 9112 section 9.6 asks of a server: it
 // sends a FIN after everything queued, then keeps reading (and discarding)
-// until the client has closed its side, or until every byte sent has been
-// acknowledged by the client's kernel, and only then closes the socket.
+// until the client has closed its side, or until every byte of data sent has
+// been acknowledged by the client's kernel, and only then closes the socket.
 // Closing at once would make the kernel answer anything the client still
 // sends (an HTTP/2 WINDOW_UPDATE while it reads a large response, the next
 // request on a keep-alive connection) with a reset, and a reset makes many
@@ -156,7 +156,10 @@ func lingerClose(c net.Conn) {
 			return // the client hung up, or Close closed c
 		}
 		waited += wait
-		if n, ok := unacked(c); (ok && n == 0) || (!ok && waited >= lingerFallback) {
+		// The FIN counts as one byte until it is acknowledged, and a client
+		// that does not answer it delays its ACK (by up to 40 ms on Linux):
+		// one byte outstanding means every byte of data has arrived.
+		if n, ok := unacked(c); (ok && n <= 1) || (!ok && waited >= lingerFallback) {
 			return
 		}
 		wait = min(2*wait, lingerPollMax)

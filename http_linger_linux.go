@@ -7,7 +7,7 @@ import (
 )
 
 // siocoutq is Linux's SIOCOUTQ (TIOCOUTQ) ioctl: for a TCP socket, the bytes
-// sent but not yet acknowledged plus those not yet sent.
+// sent but not yet acknowledged plus those not yet sent (a FIN counts as one).
 const siocoutq = 0x5411
 
 // unacked reports how many bytes written to c its peer has not acknowledged
