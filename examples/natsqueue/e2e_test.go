@@ -119,10 +119,14 @@ func TestQueueE2E(t *testing.T) {
 			_ = c.wait()
 			continue
 		case round == 1:
-			if _, err := js.Publish(ctx, "jobs", []byte("slow-1")); err != nil {
+			ack, err := js.Publish(ctx, "jobs", []byte("slow-1"))
+			if err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // slow-1 reaches a handler
+			// Once slow-1 is delivered to this consumer it is either in a
+			// handler or in the prefetch buffer, which ReleaseSource hands
+			// back within the period: either way Close must cut it.
+			waitFor(t, "slow-1 delivered to the consumer", func() bool { return cons().Delivered.Stream >= ack.Sequence })
 			forced++
 			_ = c.cmd.Process.Signal(syscall.SIGTERM)
 			if code := exitCode(c.wait()); code != 2 {
