@@ -41,6 +41,7 @@ func TestBadInput(t *testing.T) {
 		{"a zero-value Worker", &Worker[int]{}, nil, "lameduck: Worker not made by FromWorker"},
 		{"a Group without members", Group(), nil, "lameduck: Group has no members"},
 		{"a ParallelGroup without members", ParallelGroup(), nil, "lameduck: ParallelGroup has no members"},
+		{"FromWorker with ConcurrentNext and ReleaseSource", FromWorker(next, handle, ConcurrentNext(), ReleaseSource(func(context.Context) ([]int, error) { return nil, nil })), nil, "lameduck: FromWorker: ConcurrentNext and ReleaseSource cannot be combined: release must not run beside a call of next"},
 		{"FromWorker with a nil OnError policy", FromWorker(next, handle, OnError[int](nil)), nil, "lameduck: OnError: policy is nil"},
 		{"a nil Option", ServerFuncs{ServeFunc: okServe}, []Option{nil}, "lameduck: option 0 is nil"},
 		{"a nil Logger", ServerFuncs{ServeFunc: okServe}, []Option{WithLogger(nil)}, "lameduck: WithLogger(nil); use WithoutLogger to turn logging off"},

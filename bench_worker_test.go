@@ -14,7 +14,11 @@ import (
 // The per-item cost of FromWorker against the loop a user would write by
 // hand, for two sources: ChanSource over a filled channel (an in-process
 // queue) and a bare atomic counter (to show the overhead in nanoseconds).
-// The handler does nothing, so the difference is all framework.
+// The handler does nothing, so the difference is all framework. Both
+// sources are safe for concurrent calls, and the Worker is told so
+// (ChanSource says it itself; the counter through ConcurrentNext), as the
+// hand loop's goroutines call next at once: BenchmarkWorkerTurns measures
+// the turns a Worker takes otherwise.
 func BenchmarkWorkerOverhead(b *testing.B) {
 	for _, source := range []string{"chan", "counter"} {
 		for _, n := range []int{1, 2, 4, 8} {
@@ -72,13 +76,31 @@ func benchSource(b *testing.B, kind string, items int) func(context.Context) (in
 	}
 }
 
-func runWorker(b *testing.B, impl string, n int, next func(context.Context) (int, error), handle func(context.Context, int) error) {
+func runWorker(b *testing.B, impl string, n int, next func(context.Context) (int, error), handle func(context.Context, int) error, opts ...WorkerOption) {
 	ctx := context.Background()
-	if impl == "lameduck" {
-		if err := FromWorker(next, handle, Concurrency(n)).Serve(ctx); err != nil {
+	switch impl {
+	case "lameduck":
+		opts = append([]WorkerOption{Concurrency(n), ConcurrentNext()}, opts...)
+		if err := FromWorker(next, handle, opts...).Serve(ctx); err != nil {
 			b.Fatal(err)
 		}
 		return
+	case "lameduck-turns":
+		opts = append([]WorkerOption{Concurrency(n)}, opts...)
+		if err := FromWorker(next, handle, opts...).Serve(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return
+	case "handloop-turns":
+		// A source that is not safe for concurrent use: the hand loop
+		// takes turns with a mutex, the cheapest lock there is.
+		var mu sync.Mutex
+		unsafeNext := next
+		next = func(ctx context.Context) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return unsafeNext(ctx)
+		}
 	}
 	// The hand-written loop: n goroutines pulling from the same source, with
 	// a context that can be cancelled, as any loop that must stop on SIGTERM
@@ -108,9 +130,50 @@ func runWorker(b *testing.B, impl string, n int, next func(context.Context) (int
 	wg.Wait()
 }
 
+// The cost of taking turns: several handler slots and a source that is not
+// declared safe for concurrent calls, so that the Worker lets one call of
+// next run at a time, against a hand loop that takes turns with a mutex.
+// The handler does nothing, so the slots do little but wait for a turn:
+// the worst case.
+func BenchmarkWorkerTurns(b *testing.B) {
+	for _, n := range []int{2, 4, 8} {
+		for _, impl := range []string{"lameduck-turns", "handloop-turns"} {
+			b.Run(fmt.Sprintf("n=%d/impl=%s", n, impl), func(b *testing.B) {
+				next := benchSource(b, "counter", b.N)
+				var handled atomic.Int64
+				handle := func(context.Context, int) error { handled.Add(1); return nil }
+				runWorker(b, impl, n, next, handle)
+				if got := handled.Load(); got != int64(b.N) {
+					b.Fatalf("handled %d items, want %d", got, b.N)
+				}
+			})
+		}
+	}
+}
+
+// Why ConcurrentNext exists: a source whose every call waits 1ms on the
+// network (a blocking pop from a pooled client), a handler that takes 1ms,
+// eight slots. Taking turns, the Worker cannot pull faster than one call at
+// a time; told that next is safe, each free slot waits on a call of its own.
+func BenchmarkWorkerSlowSource(b *testing.B) {
+	for _, impl := range []string{"lameduck-turns", "lameduck"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			counter := benchSource(b, "counter", b.N)
+			next := func(ctx context.Context) (int, error) {
+				time.Sleep(time.Millisecond)
+				return counter(ctx)
+			}
+			handle := func(context.Context, int) error { time.Sleep(time.Millisecond); return nil }
+			begin := time.Now()
+			runWorker(b, impl, 8, next, handle)
+			b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "items/s")
+		})
+	}
+}
+
 // The per-item cost of the Settle hook: FromWorker with Settle against the
 // hand-written loop that settles each item itself (an empty ack in both),
-// counter source.
+// for both sources of BenchmarkWorkerOverhead.
 func BenchmarkWorkerSettle(b *testing.B) {
 	for _, src := range []string{"chan", "counter"} {
 		for _, n := range []int{1, 4} {
@@ -129,10 +192,7 @@ func benchWorkerSettle(b *testing.B, src string, n int, impl string) {
 		settle := func(context.Context, int, Outcome) { settled.Add(1) }
 		b.ResetTimer()
 		if impl == "lameduck" {
-			w := FromWorker(next, func(context.Context, int) error { return nil }, Concurrency(n), Settle(settle))
-			if err := w.Serve(context.Background()); err != nil {
-				b.Fatal(err)
-			}
+			runWorker(b, impl, n, next, func(context.Context, int) error { return nil }, Settle(settle))
 		} else {
 			// The hand loop needs its own settle context that
 			// outlives handle's, as Settle's does.

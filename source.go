@@ -49,7 +49,7 @@ func ReleaseSource[T any](release func(ctx context.Context) ([]T, error)) Worker
 // released hands out, one per call, the items that release returned,
 // calling it the first time; then it returns next's context's error, which
 // tells the loops that the source holds nothing more. Calls take turns
-// (see serving.pull), so release runs once, never beside next.
+// (see turns), so release runs once, never beside next.
 func (s *serving[T]) released() (item T, err error) {
 	s.callRelease(s.handleCtx)
 	s.mu.Lock()

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
-	"sync/atomic"
 )
 
 // Worker is a queue consumer run as a [Server]; make one with [FromWorker].
@@ -20,17 +18,17 @@ type Worker[T any] struct {
 	release func(context.Context) ([]T, error)    // ReleaseSource; nil: none
 	n       int
 	holds   bool  // DrainSource: next hands over accepted items after lame-duck
+	shared  bool  // ConcurrentNext: next may be called by several slots at once
 	err     error // what was wrong with FromWorker's arguments, if anything
 
 	done     chan struct{} // closed when Serve has finished, or will never start
 	draining chan struct{} // closed once accepted items are to be handed over
 	drain    sync.Once     // closes draining
 
-	mu         sync.Mutex
-	started    bool
-	stopping   bool
-	cancelNext context.CancelFunc      // ends the context given to next
-	cancelAll  context.CancelCauseFunc // ends the contexts given to next and handle
+	mu       sync.Mutex
+	started  bool
+	stopping bool
+	serving  *serving[T] // the running Serve's state; nil before
 }
 
 // WorkerOption configures a [Worker].
@@ -45,6 +43,7 @@ type workerConfig struct {
 	start       func(context.Context) error
 	release     any // a func(context.Context) ([]T, error), checked by FromWorker
 	holds       bool
+	shared      bool
 }
 
 type workerOption func(*workerConfig) error
@@ -52,9 +51,10 @@ type workerOption func(*workerConfig) error
 func (o workerOption) applyWorker(c *workerConfig) error { return o(c) }
 
 // Concurrency sets how many items a Worker handles at once; the default is 1.
-// Calls of next are never concurrent: they take turns, and an item is pulled
-// only when a handler is free to take it, so nothing waits in a buffer where
-// a force-close could strand it.
+// Each handler slot calls next when it is free, so an item is pulled only
+// when a handler is free to take it and nothing waits in a buffer where a
+// force-close could strand it. The calls take turns, so next need not be
+// safe for concurrent use, unless [ConcurrentNext] says it is.
 func Concurrency(n int) WorkerOption {
 	return workerOption(func(c *workerConfig) error {
 		if n < 1 {
@@ -80,6 +80,22 @@ func OnError[T any](policy func(ctx context.Context, item T, err error) error) W
 			return errors.New("lameduck: OnError: policy is nil")
 		}
 		c.onError = policy
+		return nil
+	})
+}
+
+// ConcurrentNext tells the Worker that next is safe for concurrent use, so
+// that its handler slots (see [Concurrency]) call it without taking turns.
+// That matters for a source that waits on the network, such as a blocking
+// pop from a pooled client: with turns, one slow call holds up every free
+// slot, and a Worker pulls no faster than one call at a time; without, each
+// free slot has a call of its own in flight. The cost of taking turns is
+// also gone (see BENCHMARKS.md). [ChanSource] needs no option: it says so
+// itself. A source with a [ReleaseSource] hook always takes turns, so that
+// release never runs beside next: combining the two is an error.
+func ConcurrentNext() WorkerOption {
+	return workerOption(func(c *workerConfig) error {
+		c.shared = true
 		return nil
 	})
 }
@@ -181,7 +197,10 @@ func FromWorker[T any](next func(context.Context) (T, error), handle func(contex
 		}
 		w.release = release
 	}
-	w.n, w.start = cfg.concurrency, cfg.start
+	if cfg.shared && cfg.release != nil && w.err == nil {
+		w.err = errors.New("lameduck: FromWorker: ConcurrentNext and ReleaseSource cannot be combined: release must not run beside a call of next")
+	}
+	w.n, w.start, w.shared = cfg.concurrency, cfg.start, cfg.shared
 	// A source with a release hook holds what it prefetched: the drain asks
 	// for it, through the hook rather than through next.
 	w.holds = cfg.holds || w.release != nil
@@ -216,14 +235,21 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 		return nil
 	}
 	handleCtx, cancelAll := context.WithCancelCause(ctx)
-	s := &serving[T]{w: w, handleCtx: handleCtx}
-	s.holds.Store(w.holds)
-	nextCtx, cancelNext := context.WithCancel(context.WithValue(handleCtx, holdsKey{}, &s.holds))
-	s.nextCtx, s.stop = nextCtx, cancelNext
-	w.cancelAll, w.cancelNext = cancelAll, cancelNext
+	s := &serving[T]{w: w, handleCtx: handleCtx, cancelAll: cancelAll}
+	s.note.holds.Store(w.holds)
+	s.note.shared.Store(w.shared)
+	s.nextCtx, s.cancelNext = context.WithCancel(context.WithValue(handleCtx, noteKey{}, &s.note))
+	s.calm.Store(true)
+	w.serving = s
 	w.mu.Unlock()
 	defer close(w.done)
 	defer cancelAll(nil)
+	// Shutdown, Close and the slots clear calm themselves; this is for a
+	// cancellation of ctx.
+	defer context.AfterFunc(s.nextCtx, func() { s.calm.Store(false) })()
+	if s.nextCtx.Err() != nil {
+		s.calm.Store(false)
+	}
 	if w.settle != nil {
 		defer s.startSettling(ctx)()
 	}
@@ -234,7 +260,7 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 		}
 	}
 	if w.n > 1 {
-		s.pull = make(chan struct{}, 1)
+		s.turns = newTurns()
 	}
 	var wg sync.WaitGroup
 	for range w.n - 1 {
@@ -260,8 +286,8 @@ func (w *Worker[T]) Shutdown(ctx context.Context) error {
 	// Draining first, so that a loop woken by the cancellation below
 	// already sees it and asks the source for what it holds.
 	w.beginDrain()
-	if w.cancelNext != nil {
-		w.cancelNext()
+	if w.serving != nil {
+		w.serving.stop()
 	}
 	started := w.started
 	w.mu.Unlock()
@@ -284,245 +310,9 @@ func (w *Worker[T]) Close() error {
 	}
 	w.mu.Lock()
 	w.stopping = true
-	if w.cancelAll != nil {
-		w.cancelAll(ErrClosed)
+	if w.serving != nil {
+		w.serving.cancel(ErrClosed)
 	}
 	w.mu.Unlock()
 	return nil
-}
-
-// serving is the state of one call of Serve, shared by its loops.
-type serving[T any] struct {
-	w         *Worker[T]
-	nextCtx   context.Context
-	handleCtx context.Context
-	stop      context.CancelFunc // stops every loop from pulling new items
-	settleCtx context.Context    // given to Settle; ends a close grace after handleCtx
-
-	holds  atomic.Bool // next hands over accepted items once its context ends
-	called atomic.Bool // next has been called (and so ChanSource has said so)
-	dry    atomic.Bool // next has nothing more to hand over: pull no more
-
-	// pull holds a token while next runs, so that calls never overlap; it
-	// is nil when there is a single loop, which needs no turn-taking. It is
-	// a channel rather than a mutex because goroutines blocked on a channel
-	// count as durably blocked in a testing/synctest bubble, so users can
-	// test their workers with fake time; a mutex waited on for long would
-	// stall the bubble.
-	pull chan struct{}
-	mu   sync.Mutex
-	errs []error
-
-	// What ReleaseSource handed back, not yet handed out; under mu.
-	releaseCalled bool
-	releasedItems []T
-}
-
-func (s *serving[T]) loop() {
-	for {
-		item, ok := s.take()
-		if !ok {
-			return
-		}
-		panicked, err := s.handle(item)
-		out := Outcome{Kind: ItemDone}
-		if err != nil {
-			out = s.handleFailed(item, err, panicked)
-		}
-		if s.w.settle != nil {
-			s.settleItem(item, out)
-		}
-	}
-}
-
-// take returns the next item, or reports that this loop should stop.
-func (s *serving[T]) take() (item T, ok bool) {
-	for {
-		if s.nextCtx.Err() != nil && !s.awaitDrain() {
-			return item, false
-		}
-		item, got, stop := s.pullOne()
-		if got || stop {
-			return item, got
-		}
-	}
-}
-
-// awaitDrain is called once no new items may be taken. It reports whether
-// to call next again: only for a source that holds accepted items (or one
-// never asked yet, which may be a ChanSource that could not say so), and
-// only once the drain has begun. After a failure the drain waits for the
-// Runner's Shutdown, so that items producers hand over meanwhile (an HTTP
-// front end still draining its requests) are not stranded.
-func (s *serving[T]) awaitDrain() bool {
-	if s.dry.Load() || (!s.holds.Load() && s.called.Load()) {
-		return false
-	}
-	select {
-	case <-s.w.draining:
-		return true
-	case <-s.handleCtx.Done():
-		return false
-	}
-}
-
-// pullOne calls next once, taking turns with the other loops. It returns
-// the item if next gave one, and otherwise whether this loop should stop
-// (rather than go back to take).
-func (s *serving[T]) pullOne() (item T, got, stop bool) {
-	if s.pull != nil {
-		s.pull <- struct{}{}
-		defer func() { <-s.pull }()
-	}
-	// Read before the call: an empty answer proves the source holds
-	// nothing only if the drain had begun when it was asked.
-	draining := closed(s.w.draining)
-	switch {
-	case s.handleCtx.Err() != nil, s.dry.Load():
-		return item, false, true
-	case s.nextCtx.Err() != nil && !(draining && (s.holds.Load() || !s.called.Load())):
-		return item, false, false // take decides whether to wait for the drain
-	}
-	item, err := s.next()
-	switch {
-	case err == nil:
-		return item, true, false
-	case errors.Is(err, io.EOF):
-		s.dry.Store(true)
-		s.stop()
-		return item, false, true
-	case s.nextCtx.Err() != nil && errors.Is(err, s.nextCtx.Err()):
-		// Lame-duck mode or a failure: next stopped waiting.
-		if draining {
-			s.dry.Store(true)
-		}
-		return item, false, draining
-	default:
-		s.dry.Store(true)
-		s.fail(err)
-		return item, false, true
-	}
-}
-
-// next and handle call the user's functions, turning a panic into an error.
-// They are methods rather than closures passed to a helper so that the
-// per-item path allocates nothing.
-func (s *serving[T]) next() (item T, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = newPanicError("next", p)
-		}
-	}()
-	if !s.called.Load() {
-		s.called.Store(true)
-	}
-	if s.w.release != nil && s.nextCtx.Err() != nil {
-		return s.released()
-	}
-	return s.w.next(s.nextCtx)
-}
-
-func (s *serving[T]) handle(item T) (panicked bool, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			panicked, err = true, newPanicError("handle", p)
-		}
-	}()
-	return false, s.w.handle(s.handleCtx, item)
-}
-
-// handleFailed applies the error policy to an item whose handler failed,
-// and says how the item's handling ended.
-func (s *serving[T]) handleFailed(item T, err error, panicked bool) Outcome {
-	if ctxErr := s.handleCtx.Err(); ctxErr != nil && !panicked {
-		if cause := context.Cause(s.handleCtx); errors.Is(err, ctxErr) || errors.Is(err, cause) {
-			// Cut short by Close, a forced stop the Runner reports itself.
-			return Outcome{Kind: ItemCancelled, Err: cause}
-		}
-	}
-	out := Outcome{Kind: ItemFailed, Err: err}
-	if panicked {
-		out.Kind = ItemPanicked
-	}
-	if s.w.onError != nil {
-		err = call("OnError policy", func() error { return s.w.onError(s.handleCtx, item, err) })
-		if err == nil {
-			return out
-		}
-	}
-	s.fail(err)
-	return out
-}
-
-// fail records a failure, stops taking new items and asks the Runner for a
-// graceful stop of the whole service. Without a Runner nobody will call
-// Shutdown, so the Worker begins its own drain.
-func (s *serving[T]) fail(err error) {
-	s.stop()
-	s.mu.Lock()
-	s.errs = append(s.errs, err)
-	s.mu.Unlock()
-	if !Stop(s.handleCtx, err) {
-		s.w.beginDrain()
-	}
-}
-
-// holdsKey is the context key under which the Worker gives next a flag to
-// set: ChanSource sets it to say that it holds accepted items.
-type holdsKey struct{}
-
-func closed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// ChanSource makes a next function for [FromWorker] that receives from c.
-// It returns [io.EOF] once c is closed and drained. An item in c is
-// accepted: sent by a producer (an HTTP handler that answered 202, say) and
-// owed processing. So when the context ends (lame-duck mode), a buffered
-// item is returned rather than the context's error, and the Worker keeps
-// calling, without waiting, until c is empty: every item sent before the
-// drain began is handled, and only what is sent after the channel was found
-// empty stays in it. Stop the producers first ([Group] shuts members down in
-// reverse order: list the front end after the worker). An item is either
-// received and returned, or left in the channel.
-func ChanSource[T any](c <-chan T) func(context.Context) (T, error) {
-	return func(ctx context.Context) (T, error) {
-		if flag, ok := ctx.Value(holdsKey{}).(*atomic.Bool); ok && !flag.Load() {
-			flag.Store(true)
-		}
-		// An item already buffered is taken without a select: the cheap
-		// path for a busy queue, and the same choice the select would make.
-		select {
-		case item, ok := <-c:
-			return received(item, ok)
-		default:
-		}
-		if ctx.Err() == nil {
-			select {
-			case item, ok := <-c:
-				return received(item, ok)
-			case <-ctx.Done():
-			}
-		}
-		// The context has ended: hand over what is buffered, never wait.
-		select {
-		case item, ok := <-c:
-			return received(item, ok)
-		default:
-			var zero T
-			return zero, ctx.Err()
-		}
-	}
-}
-
-func received[T any](item T, ok bool) (T, error) {
-	if !ok {
-		return item, io.EOF
-	}
-	return item, nil
 }

@@ -20,6 +20,7 @@ type workerCase struct {
 	triggerAt time.Duration   // 0: no trigger
 	period    time.Duration
 	buffered  bool // the items wait in a buffered channel read by ChanSource
+	shared    bool // the custom source is declared safe for concurrent calls
 }
 
 func decodeWorker(data []byte) workerCase {
@@ -45,6 +46,7 @@ func decodeWorker(data []byte) workerCase {
 		c.outcome = append(c.outcome, o)
 	}
 	c.buffered = next(2) == 1
+	c.shared = next(2) == 1
 	return c
 }
 
@@ -53,10 +55,14 @@ func runWorkerCase(t *testing.T, c workerCase) {
 	synctest.Test(t, func(t *testing.T) {
 		l := &ledger{}
 		pulledN := 0
+		// Safe for concurrent calls, so that it can be declared so.
 		next := func(ctx context.Context) (int, error) {
 			l.enter(&l.pulling, &l.maxPull)
 			defer l.leave(&l.pulling)
-			if pulledN == c.items {
+			l.mu.Lock()
+			dry := pulledN == c.items
+			l.mu.Unlock()
+			if dry {
 				return 0, io.EOF
 			}
 			if c.pull > 0 {
@@ -67,8 +73,11 @@ func runWorkerCase(t *testing.T, c workerCase) {
 				}
 			}
 			l.mu.Lock()
+			defer l.mu.Unlock()
+			if pulledN == c.items {
+				return 0, io.EOF
+			}
 			l.pulled = append(l.pulled, pulledN)
-			l.mu.Unlock()
 			pulledN++
 			return pulledN - 1, nil
 		}
@@ -118,7 +127,15 @@ func runWorkerCase(t *testing.T, c workerCase) {
 			}
 		}
 		var rec settled
-		h := runInBubble(t, FromWorker(next, handle, Concurrency(c.n), Settle(rec.settle)), Period(c.period), WithoutLogger())
+		opts := []WorkerOption{Concurrency(c.n), Settle(rec.settle)}
+		switch {
+		case c.buffered:
+			l.pullsAtOnce = c.n // ChanSource says it is safe
+		case c.shared:
+			l.pullsAtOnce = c.n
+			opts = append(opts, ConcurrentNext())
+		}
+		h := runInBubble(t, FromWorker(next, handle, opts...), Period(c.period), WithoutLogger())
 		begin := time.Now()
 		if c.triggerAt > 0 {
 			time.AfterFunc(c.triggerAt, func() { sendSignal(h) })

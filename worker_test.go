@@ -19,6 +19,7 @@ type ledger struct {
 	pulled, handled   []int
 	pulling, handling int // calls in progress now
 	maxPull, maxHand  int // the most ever in progress at once
+	pullsAtOnce       int // how many calls of next may overlap: 0 means 1
 }
 
 func (l *ledger) enter(calls, most *int) {
@@ -92,8 +93,8 @@ func (l *ledger) check(t *testing.T) {
 	for i := range count {
 		t.Errorf("item %d was handled but never pulled", i)
 	}
-	if l.maxPull > 1 {
-		t.Errorf("next ran %d times at once, want never concurrently", l.maxPull)
+	if allowed := max(l.pullsAtOnce, 1); l.maxPull > allowed {
+		t.Errorf("next ran %d times at once, want at most %d", l.maxPull, allowed)
 	}
 }
 

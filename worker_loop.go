@@ -1,0 +1,293 @@
+package lameduck
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// serving is the state of one call of Serve, shared by its handler slots.
+type serving[T any] struct {
+	w          *Worker[T]
+	nextCtx    context.Context
+	handleCtx  context.Context
+	cancelNext context.CancelFunc      // ends nextCtx: use stop
+	cancelAll  context.CancelCauseFunc // ends handleCtx and nextCtx: use cancel
+	settleCtx  context.Context         // given to Settle; ends a close grace after handleCtx
+
+	// calm holds while nothing has happened that the slots must look at
+	// closely: no lame-duck mode, Close, failure, end of the source or end
+	// of Serve's context. While it holds, a slot calls next without the
+	// checks of pullInTurn, so an item costs one atomic load on top of the
+	// user's calls. It is cleared before each of those events becomes
+	// visible, except a cancellation of Serve's context, which clears it
+	// from an AfterFunc a moment later: a slot that still sees it set then
+	// is one whose call of next raced with the event, as if it had made its
+	// checks an instant earlier. Clearing it is always safe.
+	calm atomic.Bool
+
+	note   sourceNote  // what the source is: see DrainSource, ConcurrentNext
+	called atomic.Bool // next has been called (and so ChanSource has said so)
+	dry    atomic.Bool // next has nothing more to hand over: pull no more
+
+	// turns keeps calls of next from overlapping. It is nil when there is
+	// a single slot, and unused once the source says it may be called by
+	// several at once.
+	turns *turns
+	mu   sync.Mutex
+	errs []error
+
+	// What ReleaseSource handed back, not yet handed out; under mu.
+	releaseCalled bool
+	releasedItems []T
+}
+
+// stop ends the pulling of new items.
+func (s *serving[T]) stop() {
+	s.calm.Store(false)
+	s.cancelNext()
+}
+
+// cancel ends the contexts of next and handle.
+func (s *serving[T]) cancel(cause error) {
+	s.calm.Store(false)
+	s.cancelAll(cause)
+}
+
+// stage says which of the user's functions a slot is in, so that a panic
+// is blamed on the right one.
+type stage uint8
+
+const (
+	inWorker stage = iota // the Worker's own code
+	inNext
+	inHandle
+	inSettle
+)
+
+// slot is one handler slot: a goroutine that takes an item, handles it,
+// settles it and takes the next.
+type slot[T any] struct {
+	s    *serving[T]
+	at   stage
+	turn bool // it is the slot's turn to call next
+	over bool // nothing more to take
+}
+
+func (s *serving[T]) loop() {
+	l := slot[T]{s: s}
+	for !l.over {
+		l.run()
+	}
+}
+
+// run takes and handles items until there is none to take, and then sets
+// over. A panic in next, handle or Settle ends it early, once recovered has
+// dealt with it, and loop calls it again: one deferred recover per run
+// rather than one per call keeps an item's path as short as in a loop
+// written by hand.
+func (l *slot[T]) run() {
+	var item T
+	defer func() {
+		if p := recover(); p != nil {
+			l.recovered(p, item)
+		}
+	}()
+	s := l.s
+	for {
+		var ok bool
+		if item, ok = l.take(); !ok {
+			l.over = true
+			return
+		}
+		l.at = inHandle
+		out := Outcome{Kind: ItemDone}
+		if err := s.w.handle(s.handleCtx, item); err != nil {
+			l.at = inWorker
+			out = s.handleFailed(item, err, false)
+		}
+		if s.w.settle != nil {
+			l.at = inSettle
+			s.w.settle(s.settleCtx, item, out)
+		}
+		l.at = inWorker
+	}
+}
+
+// recovered deals with a panic in one of the user's functions as the
+// Worker deals with an error from it. A panic in the Worker's own code is
+// not hidden.
+func (l *slot[T]) recovered(p any, item T) {
+	s, at := l.s, l.at
+	l.at = inWorker
+	switch at {
+	case inNext:
+		l.endTurn()
+		s.dry.Store(true)
+		s.fail(newPanicError("next", p))
+	case inHandle:
+		out := s.handleFailed(item, newPanicError("handle", p), true)
+		if s.w.settle != nil {
+			s.settleItem(item, out)
+		}
+	case inSettle:
+		s.fail(newPanicError("Settle", p))
+	default:
+		panic(p)
+	}
+}
+
+// take returns the next item, or reports that this slot should stop.
+func (l *slot[T]) take() (item T, ok bool) {
+	s := l.s
+	for {
+		if !s.calm.Load() && s.nextCtx.Err() != nil && !s.awaitDrain() {
+			return item, false
+		}
+		l.beginTurn()
+		item, got, stop := l.pullInTurn()
+		l.endTurn()
+		if got || stop {
+			return item, got
+		}
+	}
+}
+
+// beginTurn waits for the slot's turn to call next, unless there is a
+// single slot or the source may be called by several at once (a source with
+// a release hook never may: see ConcurrentNext).
+func (l *slot[T]) beginTurn() {
+	s := l.s
+	if s.turns == nil || (s.note.shared.Load() && s.w.release == nil) {
+		return
+	}
+	s.turns.begin()
+	l.turn = true
+}
+
+func (l *slot[T]) endTurn() {
+	if l.turn {
+		l.turn = false
+		l.s.turns.end()
+	}
+}
+
+// awaitDrain is called once no new items may be taken. It reports whether
+// to call next again: only for a source that holds accepted items (or one
+// never asked yet, which may be a ChanSource that could not say so), and
+// only once the drain has begun. After a failure the drain waits for the
+// Runner's Shutdown, so that items producers hand over meanwhile (an HTTP
+// front end still draining its requests) are not stranded.
+func (s *serving[T]) awaitDrain() bool {
+	if s.dry.Load() || (!s.note.holds.Load() && s.called.Load()) {
+		return false
+	}
+	select {
+	case <-s.w.draining:
+		return true
+	case <-s.handleCtx.Done():
+		return false
+	}
+}
+
+// pullInTurn calls next once, in the slot's turn. It returns the item if
+// next gave one, and otherwise whether the slot should stop (rather than
+// go back to take).
+func (l *slot[T]) pullInTurn() (item T, got, stop bool) {
+	s := l.s
+	// Read before the call: an empty answer proves the source holds
+	// nothing only if the drain had begun when it was asked. While calm,
+	// it had not (or only just, which counts as not: the slot asks again).
+	draining := false
+	if !s.calm.Load() {
+		draining = closed(s.w.draining)
+		switch {
+		case s.handleCtx.Err() != nil, s.dry.Load():
+			return item, false, true
+		case s.nextCtx.Err() != nil && !(draining && (s.note.holds.Load() || !s.called.Load())):
+			return item, false, false // take decides whether to wait for the drain
+		}
+	}
+	l.at = inNext
+	item, err := s.callNext()
+	l.at = inWorker
+	switch {
+	case err == nil:
+		return item, true, false
+	case errors.Is(err, io.EOF):
+		s.dry.Store(true)
+		s.stop()
+		return item, false, true
+	case s.nextCtx.Err() != nil && errors.Is(err, s.nextCtx.Err()):
+		// Lame-duck mode or a failure: next stopped waiting. The slot
+		// has seen it, whether or not the AfterFunc has run yet.
+		s.calm.Store(false)
+		if draining {
+			s.dry.Store(true)
+		}
+		return item, false, draining
+	default:
+		s.dry.Store(true)
+		s.fail(err)
+		return item, false, true
+	}
+}
+
+// callNext calls the source: next, or, once the drain has begun for a
+// source with a release hook, what release handed back.
+func (s *serving[T]) callNext() (T, error) {
+	if !s.called.Load() {
+		s.called.Store(true)
+	}
+	if s.w.release != nil && s.nextCtx.Err() != nil {
+		return s.released()
+	}
+	return s.w.next(s.nextCtx)
+}
+
+// handleFailed applies the error policy to an item whose handler failed,
+// and says how the item's handling ended.
+func (s *serving[T]) handleFailed(item T, err error, panicked bool) Outcome {
+	if ctxErr := s.handleCtx.Err(); ctxErr != nil && !panicked {
+		if cause := context.Cause(s.handleCtx); errors.Is(err, ctxErr) || errors.Is(err, cause) {
+			// Cut short by Close, a forced stop the Runner reports itself.
+			return Outcome{Kind: ItemCancelled, Err: cause}
+		}
+	}
+	out := Outcome{Kind: ItemFailed, Err: err}
+	if panicked {
+		out.Kind = ItemPanicked
+	}
+	if s.w.onError != nil {
+		err = call("OnError policy", func() error { return s.w.onError(s.handleCtx, item, err) })
+		if err == nil {
+			return out
+		}
+	}
+	s.fail(err)
+	return out
+}
+
+// fail records a failure, stops taking new items and asks the Runner for a
+// graceful stop of the whole service. Without a Runner nobody will call
+// Shutdown, so the Worker begins its own drain.
+func (s *serving[T]) fail(err error) {
+	s.stop()
+	s.mu.Lock()
+	s.errs = append(s.errs, err)
+	s.mu.Unlock()
+	if !Stop(s.handleCtx, err) {
+		s.w.beginDrain()
+	}
+}
+
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
