@@ -36,8 +36,8 @@ type serving[T any] struct {
 	// a single slot, and unused once the source says it may be called by
 	// several at once.
 	turns *turns
-	mu   sync.Mutex
-	errs []error
+	mu    sync.Mutex
+	errs  []error
 
 	// What ReleaseSource handed back, not yet handed out; under mu.
 	releaseCalled bool
