@@ -25,9 +25,10 @@ func StartSource(start func(ctx context.Context) error) WorkerOption {
 // ReleaseSource gives a Worker's source an end, for sources that prefetch:
 // release must stop the prefetching and return the items that the source
 // holds but next has not returned yet. It is called exactly once per Serve:
-// by the first handler slot that is free once the drain has begun (next is
-// then not called again), or, when Close or a failure came first, as Serve
-// ends. Its context carries Serve's values and ends the close grace (see
+// as soon as the drain begins, even while every handler is busy, once a
+// call of next in progress has returned (next is then not called again);
+// or, when the Worker is closed before any drain, as Serve ends. Its
+// context carries Serve's values and ends the close grace (see
 // [CloseGrace]) after it is called.
 //
 // The items it returns are handled, as next's are, within the lame-duck
@@ -89,6 +90,21 @@ func (s *serving[T]) callRelease(ctx context.Context) {
 	if err != nil {
 		s.errs = append(s.errs, err)
 	}
+}
+
+// releaseAtDrain calls release as soon as the drain begins, in a turn of
+// its own so that it never runs beside next, rather than when a handler
+// slot is next free: a prefetching client goes on taking work from its
+// broker until it is released, and that work is due back.
+func (s *serving[T]) releaseAtDrain(slotsDone <-chan struct{}) {
+	select {
+	case <-s.w.draining:
+	case <-slotsDone:
+		return
+	}
+	s.turns.begin()
+	defer s.turns.end()
+	s.callRelease(s.handleCtx)
 }
 
 // errNotHandled is the Err of a released item's outcome when Serve ended

@@ -20,8 +20,9 @@ type prefetcher struct {
 	mu       sync.Mutex
 	buffer   []int
 	next     int
-	released int // how many times release was called
-	afterRel int // calls of next after release
+	released int       // how many times release was called
+	afterRel int       // calls of next after release
+	when     time.Time // when release was called
 }
 
 func (p *prefetcher) pull(ctx context.Context) (int, error) {
@@ -51,6 +52,7 @@ func (p *prefetcher) release(context.Context) ([]int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.released++
+	p.when = time.Now()
 	items := p.buffer
 	p.buffer = nil
 	return items, nil
@@ -94,6 +96,36 @@ func TestSourceLife(t *testing.T) {
 			want := map[int][]string{0: {"done"}, 1: {"done"}, 2: {"done"}}
 			if diff := cmp.Diff(want, rec.got); diff != "" {
 				t.Errorf("settled (-want +got):\n%s", diff)
+			}
+			if p.released != 1 || p.afterRel != 0 {
+				t.Errorf("release called %d times, next %d times after it; want 1 and 0", p.released, p.afterRel)
+			}
+		})
+	})
+	t.Run("release is called when the drain begins, even while every handler is busy", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// A prefetching client goes on taking work from its broker
+			// until it is released: waiting for a free handler would let
+			// it take more in lame-duck mode.
+			p := &prefetcher{}
+			var handled []int
+			w := FromWorker(p.pull, func(_ context.Context, i int) error {
+				time.Sleep(400 * time.Millisecond)
+				handled = append(handled, i)
+				return nil
+			}, ReleaseSource(p.release))
+			h := runInBubble(t, w)
+			time.Sleep(150 * time.Millisecond) // item 0 in handle, 1 and 2 in the buffer
+			sigAt := time.Now()
+			h.sig.send(syscall.SIGTERM)
+			if _, err := h.wait(); err != nil {
+				t.Errorf("Run = %v, want nil", err)
+			}
+			if got := p.when.Sub(sigAt); got != 0 {
+				t.Errorf("release called %v after SIGTERM, want at once (the handler was busy for another 350ms)", got)
+			}
+			if diff := cmp.Diff([]int{0, 1, 2}, handled); diff != "" {
+				t.Errorf("handled (-want +got):\n%s", diff)
 			}
 			if p.released != 1 || p.afterRel != 0 {
 				t.Errorf("release called %d times, next %d times after it; want 1 and 0", p.released, p.afterRel)

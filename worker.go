@@ -259,15 +259,22 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	if w.n > 1 {
+	if w.n > 1 || w.release != nil {
 		s.turns = newTurns()
 	}
 	var wg sync.WaitGroup
 	for range w.n - 1 {
 		wg.Go(s.loop)
 	}
+	var releaser sync.WaitGroup
+	slotsDone := make(chan struct{})
+	if w.release != nil {
+		releaser.Go(func() { s.releaseAtDrain(slotsDone) })
+	}
 	s.loop()
 	wg.Wait()
+	close(slotsDone)
+	releaser.Wait()
 	if w.release != nil {
 		s.settleLeftovers(ctx)
 	}
