@@ -32,9 +32,9 @@ type serving[T any] struct {
 	called atomic.Bool // next has been called (and so ChanSource has said so)
 	dry    atomic.Bool // next has nothing more to hand over: pull no more
 
-	// turns keeps calls of next from overlapping. It is nil when there is
-	// a single slot, and unused once the source says it may be called by
-	// several at once.
+	// turns keeps calls of next (and of release) from overlapping. It is
+	// nil when there is a single slot and no release hook, and unused once
+	// the source says it may be called by several at once.
 	turns *turns
 	mu    sync.Mutex
 	errs  []error
@@ -155,9 +155,9 @@ func (l *slot[T]) take() (item T, ok bool) {
 	}
 }
 
-// beginTurn waits for the slot's turn to call next, unless there is a
-// single slot or the source may be called by several at once (a source with
-// a release hook never may: see ConcurrentNext).
+// beginTurn waits for the slot's turn to call next, unless no turns are
+// needed: a single slot, or a source that may be called by several at once
+// (a source with a release hook never may: see ConcurrentNext).
 func (l *slot[T]) beginTurn() {
 	s := l.s
 	if s.turns == nil || (s.note.shared.Load() && s.w.release == nil) {
