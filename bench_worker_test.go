@@ -15,10 +15,9 @@ import (
 // hand, for two sources: ChanSource over a filled channel (an in-process
 // queue) and a bare atomic counter (to show the overhead in nanoseconds).
 // The handler does nothing, so the difference is all framework. Both
-// sources are safe for concurrent calls, and the Worker is told so
-// (ChanSource says it itself; the counter through ConcurrentNext), as the
-// hand loop's goroutines call next at once: BenchmarkWorkerTurns measures
-// the turns a Worker takes otherwise.
+// sources are safe for concurrent calls, and the Worker is told so with
+// ConcurrentNext, as the hand loop's goroutines call next at once:
+// BenchmarkWorkerTurns measures the turns a Worker takes otherwise.
 func BenchmarkWorkerOverhead(b *testing.B) {
 	for _, source := range []string{"chan", "counter"} {
 		for _, n := range []int{1, 2, 4, 8} {

@@ -7,11 +7,13 @@ import (
 )
 
 // sourceNote is what the Worker hands next through its context so that
-// ChanSource can say what kind of source it is. A user's next need not
-// know of it: DrainSource and ConcurrentNext say the same.
+// ChanSource can say that it holds accepted items, as DrainSource says for
+// a user's source. A next that wraps ChanSource holds what it holds, so the
+// note holds for the wrapper too. Whether next is safe for concurrent use
+// is not a thing ChanSource can say: a wrapper around it may not be, so
+// only ConcurrentNext says that.
 type sourceNote struct {
-	holds  atomic.Bool // next hands over accepted items once its context ends
-	shared atomic.Bool // next may be called by several slots at once
+	holds atomic.Bool // next hands over accepted items once its context ends
 }
 
 // noteKey is the context key of the Worker's *sourceNote.
@@ -26,14 +28,13 @@ type noteKey struct{}
 // drain began is handled, and only what is sent after the channel was found
 // empty stays in it. Stop the producers first ([Group] shuts members down in
 // reverse order: list the front end after the worker). An item is either
-// received and returned, or left in the channel. Receiving from a channel
-// is safe from several goroutines, so ChanSource also tells the Worker, as
-// [ConcurrentNext] does, that its handler slots need not take turns.
+// received and returned, or left in the channel. ChanSource is safe for
+// concurrent use: with several handler slots, add [ConcurrentNext] so that
+// they need not take turns (unless your next wraps it in code that is not).
 func ChanSource[T any](c <-chan T) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) {
 		if note, ok := ctx.Value(noteKey{}).(*sourceNote); ok && !note.holds.Load() {
 			note.holds.Store(true)
-			note.shared.Store(true)
 		}
 		// An item already buffered is taken without a select: the cheap
 		// path for a busy queue, and the same choice the select would make.

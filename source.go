@@ -102,6 +102,14 @@ func (s *serving[T]) releaseAtDrain(slotsDone <-chan struct{}) {
 	case <-slotsDone:
 		return
 	}
+	// The drain ends next's context too, a moment later. Wait for it: a
+	// slot decides between next and what release handed back by that
+	// context, and must never call next once release has run.
+	select {
+	case <-s.nextCtx.Done():
+	case <-slotsDone:
+		return
+	}
 	s.turns.begin()
 	defer s.turns.end()
 	s.callRelease(s.handleCtx)

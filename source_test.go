@@ -132,6 +132,39 @@ func TestSourceLife(t *testing.T) {
 			}
 		})
 	})
+	t.Run("next is never called once release has run, even between the drain's two steps", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			// Shutdown begins the drain and then ends next's context; a
+			// handler slot that comes back for an item in between still
+			// calls next, so release must wait for the second step.
+			p := &prefetcher{}
+			gate := make(chan struct{})
+			w := FromWorker(p.pull, func(_ context.Context, i int) error {
+				if i == 0 {
+					<-gate
+				}
+				return nil
+			}, ReleaseSource(p.release))
+			done := make(chan error)
+			go func() { done <- w.Serve(context.Background()) }()
+			time.Sleep(150 * time.Millisecond) // item 0 in handle, 1 and 2 in the buffer
+			w.mu.Lock()
+			w.beginDrain() // Shutdown's first step alone
+			w.mu.Unlock()
+			synctest.Wait()
+			close(gate) // the slot comes back and calls next: item 1
+			synctest.Wait()
+			w.mu.Lock()
+			w.serving.stop() // Shutdown's second step
+			w.mu.Unlock()
+			if err := <-done; err != nil {
+				t.Errorf("Serve = %v, want nil", err)
+			}
+			if p.released != 1 || p.afterRel != 0 {
+				t.Errorf("release called %d times, next %d times after it; want 1 and 0", p.released, p.afterRel)
+			}
+		})
+	})
 	t.Run("released items that Close leaves are settled as cancelled, not handled", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p := &prefetcher{}

@@ -26,8 +26,9 @@ type Worker[T any] struct {
 	drain    sync.Once     // closes draining
 
 	mu       sync.Mutex
-	started  bool
-	stopping bool
+	started  bool        // Serve has been called
+	shutdown bool        // Shutdown has been called
+	closed   bool        // Close has been called
 	serving  *serving[T] // the running Serve's state; nil before
 }
 
@@ -90,9 +91,10 @@ func OnError[T any](policy func(ctx context.Context, item T, err error) error) W
 // pop from a pooled client: with turns, one slow call holds up every free
 // slot, and a Worker pulls no faster than one call at a time; without, each
 // free slot has a call of its own in flight. The cost of taking turns is
-// also gone (see BENCHMARKS.md). [ChanSource] needs no option: it says so
-// itself. A source with a [ReleaseSource] hook always takes turns, so that
-// release never runs beside next: combining the two is an error.
+// also gone (see BENCHMARKS.md). [ChanSource] is safe. Only the option
+// says so: a next that wraps a safe source may itself not be. A source
+// with a [ReleaseSource] hook always takes turns, so that release never
+// runs beside next: combining the two is an error.
 func ConcurrentNext() WorkerOption {
 	return workerOption(func(c *workerConfig) error {
 		c.shared = true
@@ -229,7 +231,7 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 		return errors.New("lameduck: Worker.Serve called more than once")
 	}
 	w.started = true
-	if w.stopping {
+	if w.closed {
 		w.mu.Unlock()
 		close(w.done)
 		return nil
@@ -237,19 +239,17 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 	handleCtx, cancelAll := context.WithCancelCause(ctx)
 	s := &serving[T]{w: w, handleCtx: handleCtx, cancelAll: cancelAll}
 	s.note.holds.Store(w.holds)
-	s.note.shared.Store(w.shared)
 	s.nextCtx, s.cancelNext = context.WithCancel(context.WithValue(handleCtx, noteKey{}, &s.note))
-	s.calm.Store(true)
+	if w.shutdown {
+		// Shutdown came first (a SIGTERM during start-up): nothing new is
+		// taken, but what the source already holds, such as ChanSource's
+		// buffer, is still handed over and handled.
+		s.stop()
+	}
 	w.serving = s
 	w.mu.Unlock()
 	defer close(w.done)
 	defer cancelAll(nil)
-	// Shutdown, Close and the slots clear calm themselves; this is for a
-	// cancellation of ctx.
-	defer context.AfterFunc(s.nextCtx, func() { s.calm.Store(false) })()
-	if s.nextCtx.Err() != nil {
-		s.calm.Store(false)
-	}
 	if w.settle != nil {
 		defer s.startSettling(ctx)()
 	}
@@ -259,7 +259,7 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	if w.n > 1 || w.release != nil {
+	if (w.n > 1 && !w.shared) || w.release != nil {
 		s.turns = newTurns()
 	}
 	var wg sync.WaitGroup
@@ -283,13 +283,14 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 
 // Shutdown stops pulling new items, hands over the accepted ones, and waits
 // until every item taken has been handled, or until ctx ends, in which case
-// it returns ctx's error.
+// it returns ctx's error. Before Serve it returns at once; Serve, when it
+// comes, then only hands over and handles the accepted items.
 func (w *Worker[T]) Shutdown(ctx context.Context) error {
 	if err := w.validate(); err != nil {
 		return err
 	}
 	w.mu.Lock()
-	w.stopping = true
+	w.shutdown = true
 	// Draining first, so that a loop woken by the cancellation below
 	// already sees it and asks the source for what it holds.
 	w.beginDrain()
@@ -316,7 +317,7 @@ func (w *Worker[T]) Close() error {
 		return err
 	}
 	w.mu.Lock()
-	w.stopping = true
+	w.closed = true
 	if w.serving != nil {
 		w.serving.cancel(ErrClosed)
 	}

@@ -128,10 +128,7 @@ func runWorkerCase(t *testing.T, c workerCase) {
 		}
 		var rec settled
 		opts := []WorkerOption{Concurrency(c.n), Settle(rec.settle)}
-		switch {
-		case c.buffered:
-			l.pullsAtOnce = c.n // ChanSource says it is safe
-		case c.shared:
+		if c.shared {
 			l.pullsAtOnce = c.n
 			opts = append(opts, ConcurrentNext())
 		}

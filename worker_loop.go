@@ -17,24 +17,13 @@ type serving[T any] struct {
 	cancelAll  context.CancelCauseFunc // ends handleCtx and nextCtx: use cancel
 	settleCtx  context.Context         // given to Settle; ends a close grace after handleCtx
 
-	// calm holds while nothing has happened that the slots must look at
-	// closely: no lame-duck mode, Close, failure, end of the source or end
-	// of Serve's context. While it holds, a slot calls next without the
-	// checks of pullInTurn, so an item costs one atomic load on top of the
-	// user's calls. It is cleared before each of those events becomes
-	// visible, except a cancellation of Serve's context, which clears it
-	// from an AfterFunc a moment later: a slot that still sees it set then
-	// is one whose call of next raced with the event, as if it had made its
-	// checks an instant earlier. Clearing it is always safe.
-	calm atomic.Bool
-
-	note   sourceNote  // what the source is: see DrainSource, ConcurrentNext
+	note   sourceNote  // whether the source holds accepted items: see DrainSource
 	called atomic.Bool // next has been called (and so ChanSource has said so)
 	dry    atomic.Bool // next has nothing more to hand over: pull no more
 
 	// turns keeps calls of next (and of release) from overlapping. It is
-	// nil when there is a single slot and no release hook, and unused once
-	// the source says it may be called by several at once.
+	// nil when there is a single slot and no release hook, or when
+	// ConcurrentNext says that next may be called by several at once.
 	turns *turns
 	mu    sync.Mutex
 	errs  []error
@@ -45,16 +34,10 @@ type serving[T any] struct {
 }
 
 // stop ends the pulling of new items.
-func (s *serving[T]) stop() {
-	s.calm.Store(false)
-	s.cancelNext()
-}
+func (s *serving[T]) stop() { s.cancelNext() }
 
 // cancel ends the contexts of next and handle.
-func (s *serving[T]) cancel(cause error) {
-	s.calm.Store(false)
-	s.cancelAll(cause)
-}
+func (s *serving[T]) cancel(cause error) { s.cancelAll(cause) }
 
 // stage says which of the user's functions a slot is in, so that a panic
 // is blamed on the right one.
@@ -141,26 +124,25 @@ func (l *slot[T]) recovered(p any, item T) {
 
 // take returns the next item, or reports that this slot should stop.
 func (l *slot[T]) take() (item T, ok bool) {
-	s := l.s
 	for {
-		if !s.calm.Load() && s.nextCtx.Err() != nil && !s.awaitDrain() {
-			return item, false
-		}
 		l.beginTurn()
 		item, got, stop := l.pullInTurn()
 		l.endTurn()
-		if got || stop {
+		switch {
+		case got || stop:
 			return item, got
+		case !l.s.awaitDrain():
+			// No new items may be taken, and none is held for the drain.
+			return item, false
 		}
 	}
 }
 
 // beginTurn waits for the slot's turn to call next, unless no turns are
-// needed: a single slot, or a source that may be called by several at once
-// (a source with a release hook never may: see ConcurrentNext).
+// taken (see serving.turns).
 func (l *slot[T]) beginTurn() {
 	s := l.s
-	if s.turns == nil || (s.note.shared.Load() && s.w.release == nil) {
+	if s.turns == nil {
 		return
 	}
 	s.turns.begin()
@@ -197,16 +179,18 @@ func (s *serving[T]) awaitDrain() bool {
 // go back to take).
 func (l *slot[T]) pullInTurn() (item T, got, stop bool) {
 	s := l.s
-	// Read before the call: an empty answer proves the source holds
-	// nothing only if the drain had begun when it was asked. While calm,
-	// it had not (or only just, which counts as not: the slot asks again).
+	// Until something happens (lame-duck mode, Close, a failure, the end of
+	// the source or of Serve's context: each ends nextCtx), an item costs
+	// this one check on top of the user's calls.
 	draining := false
-	if !s.calm.Load() {
+	if s.nextCtx.Err() != nil {
+		// Read before the call: an empty answer proves the source holds
+		// nothing only if the drain had begun when it was asked.
 		draining = closed(s.w.draining)
 		switch {
 		case s.handleCtx.Err() != nil, s.dry.Load():
 			return item, false, true
-		case s.nextCtx.Err() != nil && !(draining && (s.note.holds.Load() || !s.called.Load())):
+		case !(draining && (s.note.holds.Load() || !s.called.Load())):
 			return item, false, false // take decides whether to wait for the drain
 		}
 	}
@@ -221,9 +205,7 @@ func (l *slot[T]) pullInTurn() (item T, got, stop bool) {
 		s.stop()
 		return item, false, true
 	case s.nextCtx.Err() != nil && errors.Is(err, s.nextCtx.Err()):
-		// Lame-duck mode or a failure: next stopped waiting. The slot
-		// has seen it, whether or not the AfterFunc has run yet.
-		s.calm.Store(false)
+		// Lame-duck mode or a failure: next stopped waiting.
 		if draining {
 			s.dry.Store(true)
 		}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -250,14 +253,24 @@ func TestWorkerEdges(t *testing.T) {
 			t.Errorf("handled (-want +got):\n%s", diff)
 		}
 	})
-	t.Run("Shutdown before Serve: Serve pulls nothing and returns nil", func(t *testing.T) {
-		called := false
-		w := FromWorker(func(context.Context) (int, error) { called = true; return 0, nil }, func(context.Context, int) error { return nil })
+	t.Run("Shutdown before Serve: Serve takes nothing new and returns nil", func(t *testing.T) {
+		// next may be asked, with its context already done, whether it
+		// holds accepted items (it could be a ChanSource); a source that
+		// honours its context gives nothing.
+		var asked []error
+		handled := 0
+		w := FromWorker(func(ctx context.Context) (int, error) { asked = append(asked, ctx.Err()); return 0, ctx.Err() },
+			func(context.Context, int) error { handled++; return nil })
 		if err := w.Shutdown(context.Background()); err != nil {
 			t.Fatalf("Shutdown = %v", err)
 		}
-		if err := w.Serve(context.Background()); err != nil || called {
-			t.Errorf("Serve = %v (next called: %v), want nil without a pull", err, called)
+		if err := w.Serve(context.Background()); err != nil || handled != 0 {
+			t.Errorf("Serve = %v (%d handled), want nil and nothing handled", err, handled)
+		}
+		for _, err := range asked {
+			if err == nil {
+				t.Errorf("next was called with a live context after Shutdown")
+			}
 		}
 		if err := w.Serve(context.Background()); err == nil {
 			t.Error("a second Serve returned nil")
@@ -310,4 +323,131 @@ func chanOf[T any](items ...T) <-chan T {
 	}
 	close(c)
 	return c
+}
+
+// Once Serve's context is cancelled, or Close is called, the Worker takes
+// no new item: not one more call of next, even from a source that always
+// has an item ready and a handler that never blocks, which gives the
+// scheduler no moment to run anything else.
+func TestWorkerStopsPullingAtOnce(t *testing.T) {
+	for _, how := range []string{"Serve's context", "Close", "Shutdown"} {
+		t.Run(how, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			pulled := 0
+			next := func(context.Context) (int, error) { pulled++; return pulled, nil }
+			var w *Worker[int]
+			handle := func(_ context.Context, item int) error {
+				if item == 5 {
+					switch how {
+					case "Serve's context":
+						cancel()
+					case "Close":
+						_ = w.Close()
+					case "Shutdown":
+						go func() { _ = w.Shutdown(context.Background()) }()
+						<-w.draining
+						// Shutdown holds mu until it has also ended
+						// the pulling.
+						w.mu.Lock()
+						w.mu.Unlock() //nolint:staticcheck // only waiting for Shutdown
+
+					}
+				}
+				return nil
+			}
+			w = FromWorker(next, handle)
+			if err := w.Serve(ctx); err != nil {
+				t.Fatalf("Serve = %v", err)
+			}
+			if pulled != 5 {
+				t.Errorf("next was called %d times, want 5: no call after the stop", pulled)
+			}
+		})
+	}
+}
+
+// A next that wraps ChanSource (a priority channel first, a decoder, a
+// connection of its own) is not made safe for concurrent use by what it
+// wraps: without ConcurrentNext its calls take turns.
+func TestWrappedChanSourceTakesTurns(t *testing.T) {
+	items := make(chan int, 2000)
+	for i := range 2000 {
+		items <- i
+	}
+	close(items)
+	l := &ledger{}
+	source := ChanSource(items)
+	next := func(ctx context.Context) (int, error) {
+		l.enter(&l.pulling, &l.maxPull)
+		defer l.leave(&l.pulling)
+		runtime.Gosched() // widen the window for an overlap
+		item, err := source(ctx)
+		if err == nil {
+			l.mu.Lock()
+			l.pulled = append(l.pulled, item)
+			l.mu.Unlock()
+		}
+		return item, err
+	}
+	w := FromWorker(next, l.handler(0, nil), Concurrency(8))
+	if err := w.Serve(context.Background()); err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	l.check(t)
+	if len(l.handled) != 2000 {
+		t.Errorf("handled %d items, want 2000", len(l.handled))
+	}
+}
+
+// A Shutdown that comes before Serve (SIGTERM during start-up) still hands
+// over the accepted items: Serve, when it comes, handles what ChanSource
+// holds and takes nothing new. A Close before Serve does not.
+func TestWorkerStoppedBeforeServe(t *testing.T) {
+	for _, c := range []struct {
+		stop string
+		want int
+	}{{"Shutdown", 50}, {"Close", 0}, {"Shutdown and Close", 0}} {
+		t.Run(c.stop, func(t *testing.T) {
+			items := make(chan int, 50)
+			for i := range 50 {
+				items <- i
+			}
+			handled := 0
+			w := FromWorker(ChanSource(items), func(context.Context, int) error { handled++; return nil })
+			if strings.Contains(c.stop, "Shutdown") {
+				if err := w.Shutdown(context.Background()); err != nil {
+					t.Fatalf("Shutdown = %v", err)
+				}
+			}
+			if strings.Contains(c.stop, "Close") {
+				_ = w.Close()
+			}
+			if err := w.Serve(context.Background()); err != nil {
+				t.Errorf("Serve = %v, want nil", err)
+			}
+			if handled != c.want || len(items) != 50-c.want {
+				t.Errorf("handled %d, %d left in the channel; want %d handled", handled, len(items), c.want)
+			}
+		})
+	}
+	t.Run("Run with a context already done, in a Group", func(t *testing.T) {
+		// Run's Shutdown may reach the Worker before its Serve has begun.
+		for range 200 {
+			items := make(chan int, 50)
+			for i := range 50 {
+				items <- i
+			}
+			var handled atomic.Int64
+			w := FromWorker(ChanSource(items), func(context.Context, int) error { handled.Add(1); return nil }, Concurrency(4))
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := Run(ctx, Group(w), WithoutLogger()); err != nil {
+				t.Fatalf("Run = %v, want nil", err)
+			}
+			if got := handled.Load(); got != 50 {
+				t.Fatalf("handled %d of the 50 accepted items", got)
+			}
+		}
+	})
 }
