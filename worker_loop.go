@@ -176,57 +176,75 @@ func (s *serving[T]) awaitDrain() bool {
 
 // pullInTurn calls next once, in the slot's turn. It returns the item if
 // next gave one, and otherwise whether the slot should stop (rather than
-// go back to take).
+// go back to take). Until something happens (lame-duck mode, Close, a
+// failure, the end of the source or of Serve's context: each ends
+// nextCtx), an item costs one check on top of the user's call.
 func (l *slot[T]) pullInTurn() (item T, got, stop bool) {
 	s := l.s
-	// Until something happens (lame-duck mode, Close, a failure, the end of
-	// the source or of Serve's context: each ends nextCtx), an item costs
-	// this one check on top of the user's calls.
-	draining := false
 	if s.nextCtx.Err() != nil {
-		// Read before the call: an empty answer proves the source holds
-		// nothing only if the drain had begun when it was asked.
-		draining = closed(s.w.draining)
-		switch {
-		case s.handleCtx.Err() != nil, s.dry.Load():
-			return item, false, true
-		case !(draining && (s.note.holds.Load() || !s.called.Load())):
-			return item, false, false // take decides whether to wait for the drain
-		}
+		return l.pullStopped()
+	}
+	if !s.called.Load() {
+		s.called.Store(true)
 	}
 	l.at = inNext
-	item, err := s.callNext()
+	item, err := s.w.next(s.nextCtx)
 	l.at = inWorker
+	if err != nil {
+		return item, false, s.nextFailed(err, false)
+	}
+	return item, true, false
+}
+
+// pullStopped is pullInTurn once no new items may be taken: it calls next
+// (or hands out what release returned) only to have the accepted items
+// handed over.
+func (l *slot[T]) pullStopped() (item T, got, stop bool) {
+	s := l.s
+	// Read before the call: an empty answer proves the source holds
+	// nothing only if the drain had begun when it was asked.
+	draining := closed(s.w.draining)
 	switch {
-	case err == nil:
-		return item, true, false
+	case s.handleCtx.Err() != nil, s.dry.Load():
+		return item, false, true
+	case !(draining && (s.note.holds.Load() || !s.called.Load())):
+		return item, false, false // take decides whether to wait for the drain
+	}
+	s.called.Store(true)
+	l.at = inNext
+	var err error
+	if s.w.release != nil {
+		item, err = s.released()
+	} else {
+		item, err = s.w.next(s.nextCtx)
+	}
+	l.at = inWorker
+	if err != nil {
+		return item, false, s.nextFailed(err, draining)
+	}
+	return item, true, false
+}
+
+// nextFailed deals with an error from next (or the end of what release
+// returned), and reports whether the slot should stop. draining says
+// whether the drain had begun when next was called.
+func (s *serving[T]) nextFailed(err error, draining bool) (stop bool) {
+	switch {
 	case errors.Is(err, io.EOF):
 		s.dry.Store(true)
 		s.stop()
-		return item, false, true
+		return true
 	case s.nextCtx.Err() != nil && errors.Is(err, s.nextCtx.Err()):
 		// Lame-duck mode or a failure: next stopped waiting.
 		if draining {
 			s.dry.Store(true)
 		}
-		return item, false, draining
+		return draining
 	default:
 		s.dry.Store(true)
 		s.fail(err)
-		return item, false, true
+		return true
 	}
-}
-
-// callNext calls the source: next, or, once the drain has begun for a
-// source with a release hook, what release handed back.
-func (s *serving[T]) callNext() (T, error) {
-	if !s.called.Load() {
-		s.called.Store(true)
-	}
-	if s.w.release != nil && s.nextCtx.Err() != nil {
-		return s.released()
-	}
-	return s.w.next(s.nextCtx)
 }
 
 // handleFailed applies the error policy to an item whose handler failed,
