@@ -24,10 +24,12 @@ func StartSource(start func(ctx context.Context) error) WorkerOption {
 
 // ReleaseSource gives a Worker's source an end, for sources that prefetch:
 // release must stop the prefetching and return the items that the source
-// holds but next has not returned yet. It is called exactly once per Serve:
-// as soon as the drain begins, even while every handler is busy, once a
-// call of next in progress has returned (next is then not called again);
-// or, when the Worker is closed before any drain, as Serve ends. Its
+// holds but next has not returned yet. It is called exactly once per Serve
+// that gets past [StartSource] (not when start fails, nor when Close came
+// before Serve): as soon as the drain begins, even while every handler is
+// busy, once a call of next in progress has returned (next is then not
+// called again); or, when the Worker is closed before any drain, as Serve
+// ends. Its
 // context carries Serve's values and ends the close grace (see
 // [CloseGrace]) after it is called.
 //

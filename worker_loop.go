@@ -207,8 +207,13 @@ func (l *slot[T]) pullStopped() (item T, got, stop bool) {
 	switch {
 	case s.handleCtx.Err() != nil, s.dry.Load():
 		return item, false, true
-	case !(draining && (s.note.holds.Load() || !s.called.Load())):
+	case !draining:
 		return item, false, false // take decides whether to wait for the drain
+	case !s.note.holds.Load() && !s.called.CompareAndSwap(false, true):
+		// A source that never said it holds accepted items is asked once,
+		// by one slot (it may be a ChanSource that had no call to say so
+		// in); the others stop.
+		return item, false, false
 	}
 	s.called.Store(true)
 	l.at = inNext

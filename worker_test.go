@@ -451,3 +451,24 @@ func TestWorkerStoppedBeforeServe(t *testing.T) {
 		}
 	})
 }
+
+// A Shutdown before Serve asks a source that never said it holds accepted
+// items once, with its context already done, however many slots may call
+// it at once: a durable queue's pop that ignores its context takes at most
+// one item after the SIGTERM.
+func TestStoppedBeforeServeAsksOnce(t *testing.T) {
+	for range 2000 {
+		var calls atomic.Int32
+		next := func(context.Context) (int, error) { return int(calls.Add(1)), nil }
+		w := FromWorker(next, func(context.Context, int) error { return nil }, Concurrency(16), ConcurrentNext())
+		if err := w.Shutdown(context.Background()); err != nil {
+			t.Fatalf("Shutdown = %v", err)
+		}
+		if err := w.Serve(context.Background()); err != nil {
+			t.Fatalf("Serve = %v", err)
+		}
+		if n := calls.Load(); n > 1 {
+			t.Fatalf("next was called %d times after the Shutdown, want at most once", n)
+		}
+	}
+}
