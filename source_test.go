@@ -58,6 +58,17 @@ func (p *prefetcher) release(context.Context) ([]int, error) {
 	return items, nil
 }
 
+// checkReleasedOnce reports a release called other than once, or a call
+// of next after it.
+func (p *prefetcher) checkReleasedOnce(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.released != 1 || p.afterRel != 0 {
+		t.Errorf("release called %d times, next %d times after it; want 1 and 0", p.released, p.afterRel)
+	}
+}
+
 func TestSourceLife(t *testing.T) {
 	t.Run("start runs before next, and its error is Run's", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
@@ -97,9 +108,7 @@ func TestSourceLife(t *testing.T) {
 			if diff := cmp.Diff(want, rec.got); diff != "" {
 				t.Errorf("settled (-want +got):\n%s", diff)
 			}
-			if p.released != 1 || p.afterRel != 0 {
-				t.Errorf("release called %d times, next %d times after it; want 1 and 0", p.released, p.afterRel)
-			}
+			p.checkReleasedOnce(t)
 		})
 	})
 	t.Run("release is called when the drain begins, even while every handler is busy", func(t *testing.T) {
@@ -127,9 +136,7 @@ func TestSourceLife(t *testing.T) {
 			if diff := cmp.Diff([]int{0, 1, 2}, handled); diff != "" {
 				t.Errorf("handled (-want +got):\n%s", diff)
 			}
-			if p.released != 1 || p.afterRel != 0 {
-				t.Errorf("release called %d times, next %d times after it; want 1 and 0", p.released, p.afterRel)
-			}
+			p.checkReleasedOnce(t)
 		})
 	})
 	t.Run("next is never called once release has run, even between the drain's two steps", func(t *testing.T) {
@@ -160,9 +167,7 @@ func TestSourceLife(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Errorf("Serve = %v, want nil", err)
 			}
-			if p.released != 1 || p.afterRel != 0 {
-				t.Errorf("release called %d times, next %d times after it; want 1 and 0", p.released, p.afterRel)
-			}
+			p.checkReleasedOnce(t)
 		})
 	})
 	t.Run("released items that Close leaves are settled as cancelled, not handled", func(t *testing.T) {
