@@ -29,8 +29,7 @@ func StartSource(start func(ctx context.Context) error) WorkerOption {
 // before Serve): as soon as the drain begins, even while every handler is
 // busy, once a call of next in progress has returned (next is then not
 // called again); or, when the Worker is closed before any drain, as Serve
-// ends. Its
-// context carries Serve's values and ends the close grace (see
+// ends. Its context carries Serve's values and ends the close grace (see
 // [CloseGrace]) after it is called.
 //
 // The items it returns are handled, as next's are, within the lame-duck
