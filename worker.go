@@ -237,9 +237,9 @@ func (w *Worker[T]) Serve(ctx context.Context) error {
 		return nil
 	}
 	handleCtx, cancelAll := context.WithCancelCause(ctx)
-	s := &serving[T]{w: w, handleCtx: handleCtx, cancelAll: cancelAll}
+	s := &serving[T]{w: w, handleCtx: handleCtx, cancel: cancelAll}
 	s.note.holds.Store(w.holds)
-	s.nextCtx, s.cancelNext = context.WithCancel(context.WithValue(handleCtx, noteKey{}, &s.note))
+	s.nextCtx, s.stop = context.WithCancel(context.WithValue(handleCtx, noteKey{}, &s.note))
 	if w.shutdown {
 		// Shutdown came first (a SIGTERM during start-up): nothing new is
 		// taken, but what the source already holds, such as ChanSource's

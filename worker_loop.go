@@ -10,12 +10,12 @@ import (
 
 // serving is the state of one call of Serve, shared by its handler slots.
 type serving[T any] struct {
-	w          *Worker[T]
-	nextCtx    context.Context
-	handleCtx  context.Context
-	cancelNext context.CancelFunc      // ends nextCtx: use stop
-	cancelAll  context.CancelCauseFunc // ends handleCtx and nextCtx: use cancel
-	settleCtx  context.Context         // given to Settle; ends a close grace after handleCtx
+	w         *Worker[T]
+	nextCtx   context.Context
+	handleCtx context.Context
+	stop      context.CancelFunc      // ends nextCtx: no new items are taken
+	cancel    context.CancelCauseFunc // ends handleCtx and nextCtx
+	settleCtx context.Context         // given to Settle; ends a close grace after handleCtx
 
 	note   sourceNote  // whether the source holds accepted items: see DrainSource
 	called atomic.Bool // next has been called (and so ChanSource has said so)
@@ -32,12 +32,6 @@ type serving[T any] struct {
 	releaseCalled bool
 	releasedItems []T
 }
-
-// stop ends the pulling of new items.
-func (s *serving[T]) stop() { s.cancelNext() }
-
-// cancel ends the contexts of next and handle.
-func (s *serving[T]) cancel(cause error) { s.cancelAll(cause) }
 
 // stage says which of the user's functions a slot is in, so that a panic
 // is blamed on the right one.
