@@ -223,11 +223,14 @@ func (ru *run) expired(stage string) {
 
 // failures joins the errors Serve returned (if it has) and those Servers
 // reported through Stop, leaving out a reported one that Serve's error
-// already contains, so that a Group or Worker failure is told once.
+// already contains, so that a Group or Worker failure is told once. It is
+// called once Run's result is settled, and ends Stop in the same step as
+// it takes the causes: a Stop that returned true is always reported.
 func (ru *run) failures() error {
 	serveErr := ru.serve.result()
 	ru.mu.Lock()
-	causes := append([]error(nil), ru.causes...)
+	ru.ended = true
+	causes := slices.Clone(ru.causes)
 	ru.mu.Unlock()
 	var errs []error
 	for _, c := range causes {

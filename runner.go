@@ -177,10 +177,8 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 		case <-ru.serve.done:
 			// A Server that asked to stop and then returned at once (a
 			// worker whose handler failed) still gets its graceful stop.
-			select {
-			case <-ru.stopAsked:
+			if !ru.endUnlessAsked() {
 				return ru.lameDuck(ctx, stopTrigger)
-			default:
 			}
 			return ru.served()
 		case <-ready:
@@ -218,6 +216,19 @@ func (ru *run) end() {
 	ru.mu.Lock()
 	defer ru.mu.Unlock()
 	ru.ended = true
+}
+
+// endUnlessAsked ends Stop, as end does, unless Stop has already been
+// called; it reports whether it did. Checking and ending in one step means
+// that a Stop racing Serve's return is either refused or drained.
+func (ru *run) endUnlessAsked() bool {
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	if ru.asked {
+		return false
+	}
+	ru.ended = true
+	return true
 }
 
 func (ru *run) signalNames() []string {
