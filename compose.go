@@ -8,11 +8,11 @@ import (
 )
 
 // Chain joins steps into one step that runs them in order. It goes on past a
-// step that fails, so that (for example) a failed deregistration does not
-// skip the wait for the load balancer; it stops early only when ctx is done,
-// and then the context's error is among those it returns. The result is the
-// [errors.Join] of every error, or nil when all steps succeed. A nil step is
-// reported as an error, not called.
+// step that fails or panics, so that (for example) a failed deregistration
+// does not skip the wait for the load balancer; it stops early only when ctx
+// is done, and then the context's error is among those it returns. The
+// result is the [errors.Join] of every error, or nil when all steps succeed.
+// A nil step is reported as an error, not called.
 //
 // F can be any function type with the shape func(context.Context) error, so
 // Chain composes named step types without conversions. [WithPreShutdown]
@@ -32,7 +32,9 @@ func Chain[F ~func(context.Context) error](steps ...F) F {
 				errs = append(errs, fmt.Errorf("lameduck: Chain: step %d is nil", i))
 				continue
 			}
-			if err := step(ctx); err != nil {
+			// A panic is one more way for a step to fail; recovering it
+			// here keeps it from skipping the steps after it.
+			if err := call(fmt.Sprintf("Chain: step %d", i), func() error { return step(ctx) }); err != nil {
 				errs = append(errs, err)
 			}
 		}

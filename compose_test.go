@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -69,6 +71,13 @@ func TestChain(t *testing.T) {
 			return []step{rec(r, "a", nil), nil, rec(r, "c", nil)}
 		},
 		wantRan: []string{"a", "c"},
+	}, {
+		name: "a panicking step is a failing step: the others still run",
+		steps: func(r *recorder, _ context.CancelFunc) []step {
+			return []step{func(context.Context) error { r.ran = append(r.ran, "a"); panic(errA) }, rec(r, "b", nil)}
+		},
+		wantRan:  []string{"a", "b"},
+		wantErrs: []error{errA},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -103,6 +112,28 @@ func TestChainDetails(t *testing.T) {
 		if err == nil || err.Error() != "lameduck: Chain: step 0 is nil" {
 			t.Errorf("got %v, want %q", err, "lameduck: Chain: step 0 is nil")
 		}
+	})
+	t.Run("a panic is named in the error by the step's position", func(t *testing.T) {
+		err := Chain(func(context.Context) error { return nil }, func(context.Context) error { panic("boom") })(context.Background())
+		want := "lameduck: Chain: step 1 panicked: boom"
+		if err == nil || err.Error() != want {
+			t.Errorf("got %v, want %q", err, want)
+		}
+	})
+	t.Run("under a Runner, a panicking named step does not skip the wait after it", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := newFakeServer()
+			deregister := Named("deregister", func(context.Context) error { panic("registry gone") })
+			h := runInBubble(t, s, WithPreShutdown(Chain(deregister, Delay(time.Second))))
+			h.cancel()
+			elapsed, err := h.wait()
+			if err != nil || elapsed != time.Second {
+				t.Errorf("Run = %v after %v, want nil after 1s (the Delay ran)", err, elapsed)
+			}
+			if !containsLine(h.log.all(), "lameduck: pre-shutdown step 1 of 1 (deregister) failed: Chain: step 0 panicked: registry gone") {
+				t.Errorf("log lacks the panic:\n%s", joinLines(h.log.all()))
+			}
+		})
 	})
 	t.Run("changing the caller's slice afterwards does not change the chain", func(t *testing.T) {
 		var ran []string
