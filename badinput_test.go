@@ -140,14 +140,14 @@ func TestPanics(t *testing.T) {
 		svr: func(s *fakeServer) Server {
 			return ServerFuncs{ServeFunc: s.Serve, ShutdownFunc: func(context.Context) error { panic("oops") }, CloseFunc: s.Close}
 		},
-		want: result{Error: "lameduck: shutdown failed: lameduck: Shutdown panicked: oops", LameDuck: true, Calls: []string{"Serve", "Close"}},
+		want: result{Error: "lameduck: shutdown failed: Shutdown panicked: oops", LameDuck: true, Calls: []string{"Serve", "Close"}},
 	}, {
 		name: "a panic in Close is Close's error",
 		svr: func(s *fakeServer) Server {
 			return ServerFuncs{ServeFunc: s.Serve, ShutdownFunc: func(context.Context) error { return context.DeadlineExceeded },
 				CloseFunc: func() error { s.Close(); panic(boom) }}
 		},
-		want: result{Error: "lameduck: lame-duck period expired; closing the server: lameduck: Close panicked: boom",
+		want: result{Error: "lameduck: lame-duck period expired; closing the server: Close panicked: boom",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Close"}},
 		boom: true,
 	}}
@@ -178,8 +178,8 @@ func TestStuckServer(t *testing.T) {
 		stuck string // which method blocks until the test ends
 		want  string
 	}{
-		{"Close never returns", "Close", "lameduck: lame-duck period expired; closing the server: lameduck: Close, Shutdown and Serve did not return within 1s of Close being called"},
-		{"Serve ignores Close", "Serve", "lameduck: lame-duck period expired; closing the server: lameduck: Serve did not return within 1s of Close being called"},
+		{"Close never returns", "Close", "lameduck: lame-duck period expired; closing the server: Close, Shutdown and Serve did not return within 1s of Close being called"},
+		{"Serve ignores Close", "Serve", "lameduck: lame-duck period expired; closing the server: Serve did not return within 1s of Close being called"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

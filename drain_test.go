@@ -89,7 +89,7 @@ func TestPreShutdownSteps(t *testing.T) {
 			logs := h.log.all()
 			for _, want := range []string{
 				"lameduck: pre-shutdown step 2 of 5 failed: registry down",
-				"lameduck: pre-shutdown step 4 of 5 failed: lameduck: pre-shutdown step 4 of 5 panicked: step bug",
+				"lameduck: pre-shutdown step 4 of 5 failed: pre-shutdown step 4 of 5 panicked: step bug",
 			} {
 				if !containsLine(logs, want) {
 					t.Errorf("log lacks %q; got:\n%s", want, joinLines(logs))

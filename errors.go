@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // LameDuckError reports a stop that did not end in a clean drain. Run returns
@@ -50,12 +51,19 @@ func (lde *LameDuckError) Error() string {
 	case lde.Expired && lde.Err == nil:
 		return what + "; server closed"
 	case lde.Expired:
-		return fmt.Sprintf("%s; closing the server: %v", what, lde.Err)
+		return fmt.Sprintf("%s; closing the server: %s", what, message(lde.Err))
 	case lde.Err == nil:
 		return what
 	default:
-		return fmt.Sprintf("%s: %v", what, lde.Err)
+		return fmt.Sprintf("%s: %s", what, message(lde.Err))
 	}
+}
+
+// message is err's text without this package's prefix, for a sentence
+// that already begins with it: "lameduck: Shutdown failed: Group: …" rather
+// than "lameduck: Shutdown failed: lameduck: Group: …".
+func message(err error) string {
+	return strings.TrimPrefix(err.Error(), "lameduck: ")
 }
 
 // Unwrap returns Err, so that errors.Is and errors.As see through the

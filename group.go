@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 )
 
@@ -31,6 +30,10 @@ import (
 // the same context, and so the same deadline; an error does not stop the
 // rest, and all errors are joined. Close closes every member.
 //
+// A member is known by its position, counting from 0 ("Group: server 1:
+// listen tcp …"); give it a name with [Member] and its errors say that too
+// ("Group: server 1 (api): listen tcp …").
+//
 // When members have a method Ready() <-chan struct{} (as [HTTPServer] has),
 // so has the Group, closed once all of them are ready; a Runner waits for it.
 //
@@ -44,6 +47,7 @@ func ParallelGroup(servers ...Server) Server { return newGroup(true, servers) }
 
 type group struct {
 	members  []Server
+	names    []string // members' names given with Member, "" for none
 	parallel bool
 	err      error // what was wrong with the members, if anything
 	ready    chan struct{}
@@ -54,7 +58,13 @@ type group struct {
 }
 
 func newGroup(parallel bool, servers []Server) *group {
-	g := &group{members: append([]Server(nil), servers...), parallel: parallel, ready: make(chan struct{})}
+	g := &group{members: make([]Server, len(servers)), names: make([]string, len(servers)), parallel: parallel, ready: make(chan struct{})}
+	for i, m := range servers {
+		if n, ok := m.(*namedServer); ok && n != nil {
+			g.names[i], m = n.name, n.Server
+		}
+		g.members[i] = m
+	}
 	if len(servers) == 0 {
 		name := "Group"
 		if parallel {
@@ -65,7 +75,7 @@ func newGroup(parallel bool, servers []Server) *group {
 	}
 	for i, m := range g.members {
 		if err := checkServer(m); err != nil {
-			g.err = fmt.Errorf("lameduck: Group: server %d: %s", i, strings.TrimPrefix(err.Error(), "lameduck: "))
+			g.err = g.named(i, err)
 			break
 		}
 	}
@@ -100,10 +110,10 @@ func (g *group) Serve(ctx context.Context) error {
 	for i, m := range g.members {
 		mctx := ctx
 		if parent != nil {
-			mctx = context.WithValue(ctx, stopKey{}, memberStopper{parent, i})
+			mctx = context.WithValue(ctx, stopKey{}, memberStopper{parent, g, i})
 		}
 		go func() {
-			results <- result{i, call(fmt.Sprintf("Serve of server %d", i), func() error { return m.Serve(mctx) })}
+			results <- result{i, call("Serve", func() error { return m.Serve(mctx) })}
 		}()
 		if r, ok := m.(interface{ Ready() <-chan struct{} }); ok {
 			pending = append(pending, r.Ready())
@@ -129,7 +139,7 @@ func (g *group) Serve(ctx context.Context) error {
 			if r.err == nil {
 				continue
 			}
-			err := named(r.i, r.err)
+			err := g.named(r.i, r.err)
 			errs = append(errs, err)
 			if Stop(ctx, err) {
 				continue // the Runner drains the others gracefully
@@ -141,7 +151,7 @@ func (g *group) Serve(ctx context.Context) error {
 				closing = true
 				for j, m := range g.members {
 					if j != r.i {
-						_ = call(fmt.Sprintf("Close of server %d", j), m.Close)
+						_ = call("Close", m.Close)
 					}
 				}
 			}
@@ -159,7 +169,7 @@ func (g *group) Shutdown(ctx context.Context) error {
 	g.mu.Unlock()
 	errs := make([]error, len(g.members))
 	shutdown := func(i int) {
-		errs[i] = named(i, call(fmt.Sprintf("Shutdown of server %d", i), func() error { return g.members[i].Shutdown(ctx) }))
+		errs[i] = g.named(i, call("Shutdown", func() error { return g.members[i].Shutdown(ctx) }))
 	}
 	if g.parallel {
 		var wg sync.WaitGroup
@@ -181,27 +191,34 @@ func (g *group) Close() error {
 	}
 	var errs []error
 	for i := len(g.members) - 1; i >= 0; i-- {
-		errs = append(errs, named(i, call(fmt.Sprintf("Close of server %d", i), g.members[i].Close)))
+		errs = append(errs, g.named(i, call("Close", g.members[i].Close)))
 	}
 	return errors.Join(errs...)
 }
 
-// named names member i in err. A recovered panic already names it.
-func named(i int, err error) error {
-	if _, ok := err.(*panicError); ok || err == nil {
-		return err
+// named names member i in err, whatever err is: one the member returned,
+// a panic recovered here or inside the member (a Worker's handler), or a
+// nested Group's.
+func (g *group) named(i int, err error) error {
+	if err == nil {
+		return nil
 	}
-	return &memberError{i: i, err: err}
+	return &memberError{i: i, name: g.names[i], err: err}
 }
 
-// memberError is the error of a Group's member, named by its position.
+// memberError is the error of a Group's member, named by its position and
+// by the name given with Member, if any.
 type memberError struct {
-	i   int
-	err error
+	i    int
+	name string
+	err  error
 }
 
 func (e *memberError) Error() string {
-	return fmt.Sprintf("lameduck: Group: server %d: %s", e.i, strings.TrimPrefix(e.err.Error(), "lameduck: "))
+	if e.name != "" {
+		return fmt.Sprintf("lameduck: Group: server %d (%s): %s", e.i, e.name, message(e.err))
+	}
+	return fmt.Sprintf("lameduck: Group: server %d: %s", e.i, message(e.err))
 }
 
 func (e *memberError) Unwrap() error { return e.err }
@@ -218,9 +235,46 @@ func (e *memberError) Is(target error) bool {
 // the member in the cause and passes the request on to the Runner.
 type memberStopper struct {
 	parent stopper
+	g      *group
 	i      int
 }
 
 func (m memberStopper) requestStop(cause error) bool {
-	return m.parent.requestStop(named(m.i, cause))
+	return m.parent.requestStop(m.g.named(m.i, cause))
 }
+
+// Member names svr for the [Group] or [ParallelGroup] it is given to, so
+// that errors and the Runner's log say "server 1 (api)" rather than only
+// "server 1". Outside a Group it behaves exactly like svr.
+func Member(name string, svr Server) Server {
+	return &namedServer{name: name, Server: svr}
+}
+
+// namedServer is what Member returns; a Group takes it apart again.
+type namedServer struct {
+	name string
+	Server
+}
+
+func (n *namedServer) validate() error {
+	if err := checkServer(n.Server); err != nil {
+		return fmt.Errorf("lameduck: Member %q: %s", n.name, message(err))
+	}
+	return nil
+}
+
+// Ready is the named Server's own Ready, or a closed channel for a Server
+// without one, which is the same to a Runner or a Group: ready once Serve
+// has started.
+func (n *namedServer) Ready() <-chan struct{} {
+	if r, ok := n.Server.(interface{ Ready() <-chan struct{} }); ok {
+		return r.Ready()
+	}
+	return closedChan
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()

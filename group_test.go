@@ -301,7 +301,7 @@ func TestGroupServe(t *testing.T) {
 		a, b := newMember("a", log), newMember("b", log)
 		b.panicOn = "Serve"
 		err := Group(a, b).Serve(context.Background())
-		if err == nil || err.Error() != "lameduck: Serve of server 1 panicked: b cannot serve" {
+		if err == nil || err.Error() != "lameduck: Group: server 1: Serve panicked: b cannot serve" {
 			t.Errorf("Serve = %v", err)
 		}
 	})

@@ -89,7 +89,7 @@ func human(v slog.Value) string {
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case error:
-			return x.Error()
+			return message(x) // every sentence already begins "lameduck: "
 		case []string:
 			quoted := make([]string, len(x))
 			for i, s := range x {

@@ -184,7 +184,7 @@ func TestCloseGrace(t *testing.T) {
 			if elapsed != 3500*time.Millisecond {
 				t.Errorf("Run returned %v after the signal, want period + grace = 3.5s", elapsed)
 			}
-			want := "lameduck: Serve did not return within 2.5s of Close being called"
+			want := "Serve did not return within 2.5s of Close being called"
 			if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), want) {
 				t.Errorf("Run = %v, want it to name Serve and the grace", err)
 			}

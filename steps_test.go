@@ -128,7 +128,7 @@ func TestPostShutdownFailureIsLogged(t *testing.T) {
 		}
 		for _, want := range []string{
 			"lameduck: post-shutdown step 1 of 2 (flush metrics) failed: collector unreachable",
-			"lameduck: post-shutdown step 2 of 2 failed: lameduck: post-shutdown step 2 of 2 panicked: bug",
+			"lameduck: post-shutdown step 2 of 2 failed: post-shutdown step 2 of 2 panicked: bug",
 		} {
 			if !containsLine(h.log.all(), want) {
 				t.Errorf("log lacks %q:\n%s", want, joinLines(h.log.all()))
