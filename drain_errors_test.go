@@ -3,6 +3,7 @@ package lameduck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -121,3 +122,51 @@ func TestStuckNamesWhatIsStuck(t *testing.T) {
 }
 
 func blockUntilDone(ctx context.Context) error { <-ctx.Done(); return nil }
+
+// TestExpiryNamesWhatRanOut checks the two expiries that are not Shutdown
+// running out of time: Serve outliving a Shutdown that had returned, and a
+// Shutdown that reported the deadline before the period ended.
+func TestExpiryNamesWhatRanOut(t *testing.T) {
+	cases := []struct {
+		name     string
+		svr      func() Server
+		wantLog  string
+		wantTime time.Duration
+	}{{
+		name: "Serve still running when the period ends, after Shutdown returned nil",
+		svr: func() Server {
+			return ServerFuncs{ServeFunc: blockUntilDone, ShutdownFunc: func(context.Context) error { return nil }}
+		},
+		wantLog:  "lameduck: lame-duck period of 1s expired during Serve (Shutdown had returned)",
+		wantTime: time.Second,
+	}, {
+		name: "Shutdown reports the deadline early",
+		svr: func() Server {
+			return ServerFuncs{ServeFunc: blockUntilDone, ShutdownFunc: func(context.Context) error {
+				time.Sleep(100 * time.Millisecond)
+				return fmt.Errorf("draining: %w", context.DeadlineExceeded)
+			}}
+		},
+		wantLog:  "lameduck: Shutdown gave up before the period ended: draining: context deadline exceeded",
+		wantTime: 100 * time.Millisecond,
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := runInBubble(t, c.svr(), Period(time.Second))
+				h.cancel()
+				elapsed, err := h.wait()
+				var lde *LameDuckError
+				if !errors.As(err, &lde) || !lde.Expired || lde.Err != nil {
+					t.Errorf("Run = %#v, want an expired *LameDuckError with no Err", err)
+				}
+				if elapsed != c.wantTime {
+					t.Errorf("Run returned after %v, want %v", elapsed, c.wantTime)
+				}
+				if !containsLine(h.log.all(), c.wantLog) {
+					t.Errorf("log lacks %q:\n%s", c.wantLog, joinLines(h.log.all()))
+				}
+			})
+		})
+	}
+}
