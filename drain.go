@@ -35,11 +35,10 @@ func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 
 	// After a signal began lame-duck mode, the next one forces the end.
 	// After a context or a Stop began it, the first signal is only the
-	// first (semantic 7): one SIGTERM that reached both a
-	// signal.NotifyContext context and Run's own handler must count once.
-	signalsToForce := 2
+	// first (rule 7): one SIGTERM that reached both a signal.NotifyContext
+	// context and Run's own handler must count once.
 	if trig.signal != nil {
-		signalsToForce = 1
+		ru.toForce = 1
 	}
 	// Local copies, set to nil once seen, so the select stops waiting for
 	// what has already happened; the tasks keep their results.
@@ -64,7 +63,7 @@ wait:
 		case <-drainCtx.Done():
 			break wait
 		case sig := <-ru.sigc:
-			if signalsToForce--; signalsToForce > 0 {
+			if ru.toForce--; ru.toForce > 0 {
 				ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
 					slog.String("signal", sig.String()))
 				continue

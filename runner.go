@@ -98,7 +98,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	case !r.state.CompareAndSwap(int32(StateNotStarted), int32(StateRunning)):
 		return errors.New("lameduck: Runner.Run called more than once")
 	}
-	ru := &run{r: r, cfg: &r.cfg, sigc: make(chan os.Signal, 2), stopAsked: make(chan struct{})}
+	ru := &run{r: r, cfg: &r.cfg, sigc: make(chan os.Signal, 2), stopAsked: make(chan struct{}), toForce: 2}
 	ru.pre.kind, ru.pre.list = "pre-shutdown", r.cfg.steps
 	ru.post.kind, ru.post.list = "post-shutdown", r.cfg.post
 	// Handlers go in before Serve starts and before Ready can close, so a
@@ -136,6 +136,7 @@ type run struct {
 	shutdownCalled atomic.Bool   // set by the drain, after stepsTook, as it calls Shutdown
 	stepsTook      time.Duration // set by the drain before it calls Shutdown
 	periodEnd      time.Time     // trigger time + period; zero until a trigger
+	toForce        int           // signals still to come before one forces the end (rule 7)
 	stopAsked      chan struct{} // closed by the first call of Stop
 
 	mu     sync.Mutex

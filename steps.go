@@ -102,7 +102,9 @@ func (s *stepList) current() string {
 // the close grace of it is left (the period ran out, or a second signal ended
 // it) they get the close grace from now; when no lame-duck mode began (Serve
 // returned first) they get a whole period. A signal while they run ends
-// their context at once.
+// their context at once when it is a second signal as rule 7 counts them:
+// after a signal began lame-duck mode, the first one; otherwise the
+// second.
 func (ru *run) postShutdown(ctx context.Context, err error) error {
 	if len(ru.post.list) == 0 {
 		return err
@@ -125,6 +127,13 @@ func (ru *run) postShutdown(ctx context.Context, err error) error {
 		select {
 		case <-running.done:
 		case sig := <-sigc:
+			// Counted as during the drain (rule 7): the first signal after
+			// a context, a Stop or Serve's own return forces nothing.
+			if ru.toForce--; ru.toForce > 0 {
+				ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during {stage}; another one ends the post-shutdown steps now`,
+					slog.String("signal", sig.String()), slog.String("stage", ru.post.current()))
+				continue
+			}
 			sigc = nil
 			ru.log(slog.LevelWarn, `lameduck: received signal "{signal}" during {stage}; ending the post-shutdown steps now`,
 				slog.String("signal", sig.String()), slog.String("stage", ru.post.current()))

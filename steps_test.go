@@ -201,6 +201,57 @@ func TestPostShutdownSignal(t *testing.T) {
 	})
 }
 
+// TestPostShutdownFirstSignal: when no signal began lame-duck mode, the
+// first signal during the post-shutdown steps is a first signal (rule 7):
+// it ends nothing, and the one after it ends the steps.
+func TestPostShutdownFirstSignal(t *testing.T) {
+	triggers := []struct {
+		name  string
+		start func(t *testing.T, h *harness)
+		svr   func() Server
+	}{
+		{"the context", func(t *testing.T, h *harness) { h.cancel() }, func() Server { return newFakeServer() }},
+		{"Stop", func(*testing.T, *harness) {}, func() Server {
+			return ServerFuncs{ServeFunc: func(ctx context.Context) error { Stop(ctx, nil); return nil }}
+		}},
+		{"Serve's own return", func(*testing.T, *harness) {}, func() Server {
+			return ServerFuncs{ServeFunc: func(ctx context.Context) error { return nil }}
+		}},
+	}
+	for _, tr := range triggers {
+		t.Run("after "+tr.name+" began the stop", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var j journal
+				h := runInBubble(t, tr.svr(), Period(10*time.Second), WithPostShutdown(
+					func(ctx context.Context) error { <-ctx.Done(); j.add("waited"); return ctx.Err() },
+					func(context.Context) error { j.add("skipped step ran"); return nil }))
+				tr.start(t, h)
+				time.Sleep(time.Second)
+				h.sig.send(syscall.SIGTERM)
+				if h.returned() {
+					t.Fatal("the first signal ended the post-shutdown steps")
+				}
+				time.Sleep(time.Second)
+				h.sig.send(syscall.SIGTERM)
+				if elapsed, err := h.wait(); err != nil || elapsed != 0 {
+					t.Errorf("Run = %v %v after the second signal, want nil at once", err, elapsed)
+				}
+				if diff := cmp.Diff([]string{"waited"}, j.all()); diff != "" {
+					t.Errorf("steps (-want +got):\n%s", diff)
+				}
+				for _, want := range []string{
+					`lameduck: received signal "terminated" during post-shutdown step 1 of 2; another one ends the post-shutdown steps now`,
+					`lameduck: received signal "terminated" during post-shutdown step 1 of 2; ending the post-shutdown steps now`,
+				} {
+					if !containsLine(h.log.all(), want) {
+						t.Errorf("log lacks %q:\n%s", want, joinLines(h.log.all()))
+					}
+				}
+			})
+		})
+	}
+}
+
 func TestStepOptionsRejectNil(t *testing.T) {
 	var nilStep func(context.Context) error
 	cases := []struct {
