@@ -117,7 +117,7 @@ wait:
 func (ru *run) drained(start time.Time) error {
 	took := time.Since(start)
 	tmpl, attrs := "lameduck: drained in {took}", []slog.Attr{slog.Duration("took", took)}
-	if len(ru.cfg.steps) > 0 {
+	if len(ru.pre.list) > 0 {
 		// The steps usually wait on purpose (for a load balancer), so the
 		// time the Server itself took to drain is worth its own figure.
 		tmpl += " (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown})"
@@ -212,7 +212,7 @@ wait:
 func (ru *run) expired(stage string) {
 	tmpl := "lameduck: lame-duck period of {period} expired during {stage}"
 	attrs := []slog.Attr{slog.Duration("period", ru.cfg.period), slog.String("stage", stage)}
-	if stage == "Shutdown" && len(ru.cfg.steps) > 0 && ru.shutdownCalled.Load() {
+	if stage == "Shutdown" && len(ru.pre.list) > 0 && ru.shutdownCalled.Load() {
 		// Set before shutdownCalled, so it can be read now.
 		tmpl += " (pre-shutdown steps took {pre_shutdown})"
 		attrs = append(attrs, slog.Duration("pre_shutdown", ru.stepsTook))

@@ -166,7 +166,9 @@ func WithoutLogger() Option {
 // a reason to skip Shutdown. List the steps here rather than joining them
 // with [Chain], which would make them one step whose failures cannot be told
 // apart. Repeated WithPreShutdown options accumulate. A nil step makes
-// NewRunner fail.
+// NewRunner fail. When a part of the Server fails before the Server was
+// ever ready (a Group member whose port is in use), the steps are skipped:
+// no balancer sent it traffic.
 func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 	return stepsOption("WithPreShutdown", steps, func(c *config) *[]func(context.Context) error { return &c.steps })
 }

@@ -179,6 +179,7 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 			// A Server that asked to stop and then returned at once (a
 			// worker whose handler failed) still gets its graceful stop.
 			if !ru.endUnlessAsked() {
+				ru.skipStepsIfNeverReady(ready)
 				return ru.lameDuck(ctx, stopTrigger)
 			}
 			return ru.served()
@@ -193,8 +194,33 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 			return ru.lameDuck(ctx, trigger{tmpl: "context done ({cause})",
 				attrs: []slog.Attr{slog.String("trigger", "context"), slog.Any("cause", cause)}})
 		case <-ru.stopAsked:
+			ru.skipStepsIfNeverReady(ready)
 			return ru.lameDuck(ctx, stopTrigger)
 		}
+	}
+}
+
+// skipStepsIfNeverReady drops the pre-shutdown steps when a part of the
+// Server failed (reported through Stop) before the Server was ever ready:
+// no load balancer sent it traffic, so there is nothing to fail or wait
+// for, and a failed start should not take a readiness delay to report.
+// ready is the Server's Ready channel, nil when it has none or it has
+// already been seen closed.
+func (ru *run) skipStepsIfNeverReady(ready <-chan struct{}) {
+	if ready == nil || len(ru.pre.list) == 0 {
+		return
+	}
+	select {
+	case <-ready:
+		return
+	default:
+	}
+	ru.mu.Lock()
+	failed := len(ru.causes) > 0
+	ru.mu.Unlock()
+	if failed {
+		ru.log(slog.LevelInfo, "lameduck: the server failed before it was ready; skipping the pre-shutdown steps")
+		ru.pre.list = nil
 	}
 }
 
