@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Chain joins steps into one step that runs them in order. It goes on past a
@@ -39,27 +38,6 @@ func Chain[F ~func(context.Context) error](steps ...F) F {
 			}
 		}
 		return errors.Join(errs...)
-	}
-}
-
-// Delay returns a step that waits for d, or until its context is done,
-// whichever comes first; in the second case it returns the context's error.
-// As a pre-shutdown step it keeps the server serving while load balancers
-// notice a failed readiness probe (see [Readiness]). The wait counts against
-// the lame-duck period. A d of zero or less does not wait.
-func Delay(d time.Duration) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if d <= 0 {
-			return nil
-		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}
 }
 

@@ -40,6 +40,9 @@ func NewRunner(svr Server, options ...Option) (*Runner, error) {
 			return nil, err
 		}
 	}
+	if err := checkDelays(cfg.steps, cfg.period); err != nil {
+		return nil, err
+	}
 	return &Runner{svr: svr, cfg: cfg, ready: make(chan struct{}), lameDuck: make(chan struct{})}, nil
 }
 

@@ -1,0 +1,40 @@
+package lameduck
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestDelayLongerThanPeriod: a readiness Delay that uses up the period would
+// make every stop expire; NewRunner says so before anything is served.
+func TestDelayLongerThanPeriod(t *testing.T) {
+	callMe := func(context.Context) error { panic("NewRunner called a step that is not a Delay") }
+	cases := []struct {
+		name string
+		opts []Option
+		want string // "" for no error
+	}{
+		{"a Delay as long as the Period", []Option{WithPreShutdown(Delay(5 * time.Second)), Period(5 * time.Second)},
+			"lameduck: pre-shutdown Delay of 5s is not shorter than the 5s Period: every stop would expire before Shutdown"},
+		{"a Delay as long as the default Period", []Option{WithPreShutdown(Delay(3 * time.Second))},
+			"lameduck: pre-shutdown Delay of 3s is not shorter than the 3s Period: every stop would expire before Shutdown"},
+		{"Delays that add up to more than the Period", []Option{WithPreShutdown(Delay(3*time.Second), callMe), WithPreShutdown(Delay(3 * time.Second)), Period(5 * time.Second)},
+			"lameduck: pre-shutdown Delay of 6s is not shorter than the 5s Period: every stop would expire before Shutdown"},
+		{"a Delay shorter than the Period, beside other steps", []Option{WithPreShutdown(callMe, Delay(4*time.Second)), Period(5 * time.Second)}, ""},
+		{"a Period set before the Delay", []Option{Period(10 * time.Second), WithPreShutdown(Delay(5 * time.Second))}, ""},
+		{"a negative Delay", []Option{WithPreShutdown(Delay(-time.Hour)), Period(time.Second)}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := NewRunner(newFakeServer(), c.opts...)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != c.want {
+				t.Errorf("NewRunner = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
