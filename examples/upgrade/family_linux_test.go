@@ -202,11 +202,36 @@ func (f *family) waitListening(not ...int) listening {
 		}
 		return true
 	})
+	return parseListening(l)
+}
+
+// waitListeningBy waits for pid's "listening on" line; ok is false if
+// exited closes first.
+func (f *family) waitListeningBy(pid int, exited <-chan struct{}) (lst listening, ok bool) {
+	f.t.Helper()
+	l, ok := f.waitLineOr(func(l line) bool {
+		return !l.stderr && l.pid == pid && strings.HasPrefix(l.text, "listening on ")
+	}, exited)
+	if !ok {
+		return listening{}, false
+	}
+	return parseListening(l), true
+}
+
+func parseListening(l line) listening {
 	addr, _, _ := strings.Cut(strings.TrimPrefix(l.text, "listening on "), " ")
 	return listening{addr: addr, pid: l.pid, at: l.at}
 }
 
 func (f *family) waitLine(match func(line) bool) line {
+	f.t.Helper()
+	l, _ := f.waitLineOr(match, nil)
+	return l
+}
+
+// waitLineOr waits for a line that matches, or for stop to close (ok is
+// then false), for at most bound.
+func (f *family) waitLineOr(match func(line) bool, stop <-chan struct{}) (l line, ok bool) {
 	f.t.Helper()
 	deadline := time.After(bound)
 	for {
@@ -214,13 +239,15 @@ func (f *family) waitLine(match func(line) bool) line {
 		for _, l := range f.lines {
 			if match(l) {
 				f.mu.Unlock()
-				return l
+				return l, true
 			}
 		}
 		changed := f.changed
 		f.mu.Unlock()
 		select {
 		case <-changed:
+		case <-stop:
+			return line{}, false
 		case <-deadline:
 			f.t.Fatalf("no such line within %v", bound)
 		}
@@ -288,6 +315,15 @@ func (f *family) logLine(pid int, substr string) (msg string, at time.Time) {
 	}
 	_, msg, _ = strings.Cut(l.text, "] ")
 	return msg, at.AddDate(l.at.Year(), 0, 0)
+}
+
+// logged reports whether pid has logged a line containing substr so far.
+func (f *family) logged(pid int, substr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.ContainsFunc(f.lines, func(l line) bool {
+		return l.stderr && l.pid == pid && strings.Contains(l.text, substr)
+	})
 }
 
 // drained returns how long pid's Runner took to drain, as it logged it.

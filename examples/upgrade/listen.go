@@ -73,15 +73,6 @@ func (s *source) ready() error {
 	return s.upg.Ready()
 }
 
-// handedOver returns a channel that is closed once a new process has taken
-// over, or nil when none can.
-func (s *source) handedOver() <-chan struct{} {
-	if s.upg == nil {
-		return nil
-	}
-	return s.upg.Exit()
-}
-
 // stop rules out upgrades and lets go of tableflip's copy of the socket,
 // so that once the server has closed its own the port is closed too.
 func (s *source) stop() {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -207,4 +209,31 @@ func (l *load) answeredAfter(pid int, at time.Time) int {
 		}
 	}
 	return n
+}
+
+// mark returns how many requests have ended so far, for failedSince.
+func (l *load) mark() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.results)
+}
+
+// failedSince counts the failed requests among those that ended after
+// mark returned n, and those of them reset by the server, and describes at
+// most three.
+func (l *load) failedSince(n int) (failed, reset int, examples []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.results[n:] {
+		if r.err != nil {
+			failed++
+			if errors.Is(r.err, syscall.ECONNRESET) {
+				reset++
+			}
+			if len(examples) < 3 {
+				examples = append(examples, fmt.Sprintf("%s: %v", r.kind, r.err))
+			}
+		}
+	}
+	return failed, reset, examples
 }

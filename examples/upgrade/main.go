@@ -11,8 +11,10 @@
 // Either way the old process stops through lameduck: it stops accepting,
 // tells its keep-alive clients to reconnect (see handoff.go), drains the
 // requests in flight within -period, and exits. SIGTERM stops it the same
-// way. It tells systemd READY=1 once it serves and STOPPING=1 when it
-// stops, when NOTIFY_SOCKET is set.
+// way; a SIGTERM that comes while an upgrade is under way waits for it
+// (upgrade.go), and if the new process serves, this one hands over to it
+// rather than stopping the service. It tells systemd READY=1 once it
+// serves and STOPPING=1 when the service stops, when NOTIFY_SOCKET is set.
 //
 // Exit status: 0 after a clean drain, 1 when the server failed, 2 when the
 // period ran out or a second signal forced the stop.
@@ -70,7 +72,14 @@ func run(addr, pidFile string, period, handoffMax time.Duration) int {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	h := lameduck.FromHTTPListener(srv, ho.ln)
-	opts := []lameduck.Option{lameduck.Period(period)}
+	// Run's context is how a successor ends this process: once an upgrade
+	// has succeeded, up cancels it.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	up := &upgrades{src: src, budget: period + 2*time.Second, handOver: func() { cancel(errHandedOver) }}
+	// settle comes first: until it knows whether a new process will serve
+	// the socket, this process must go on accepting from it.
+	opts := []lameduck.Option{lameduck.Period(period), lameduck.WithPreShutdown(lameduck.Named("settle upgrade", up.settle))}
 	if handoffMax > 0 {
 		opts = append(opts, lameduck.WithPreShutdown(ho.step(handoffMax)))
 	}
@@ -81,10 +90,6 @@ func run(addr, pidFile string, period, handoffMax time.Duration) int {
 		return 1
 	}
 
-	// Run's context is how a successor ends this process: tableflip closes
-	// handedOver once the new process has called Ready.
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 
@@ -102,59 +107,19 @@ func run(addr, pidFile string, period, handoffMax time.Duration) int {
 	}
 	fmt.Printf("listening on %s (pid %d, socket from %s)\n", h.Addr(), os.Getpid(), src.how)
 
-	var (
-		handedOver = src.handedOver()
-		lameDuck   = r.LameDuck()
-		upgraded   = make(chan error, 1)
-		upgrading  bool
-		stopping   bool
-	)
-	for {
-		select {
-		case <-hup:
-			switch {
-			case src.upg == nil:
-				glog.Warningf("SIGHUP ignored: the socket came from %s; restart the service instead", src.how)
-			case upgrading || stopping:
-				glog.Warningf("SIGHUP ignored: an upgrade or a stop is under way")
-			default:
-				upgrading = true
-				glog.Infof("SIGHUP: starting a new process")
-				go func() { upgraded <- src.upg.Upgrade() }()
-			}
-		case err := <-upgraded:
-			upgrading = false
-			if err != nil {
-				// The new process failed to start or to get ready; this
-				// one goes on serving.
-				glog.Errorf("upgrade failed: %v", err)
-			}
-		case <-handedOver:
-			handedOver = nil
-			if !stopping {
-				glog.Infof("the new process serves; draining this one")
-				cancel(errHandedOver)
-			}
-		case <-lameDuck:
-			lameDuck = nil
-			stopping = true
-			if !errors.Is(context.Cause(ctx), errHandedOver) {
-				// A real stop (SIGTERM): no upgrade from now on, and the
-				// port closes with this process's listener.
-				src.stop()
-				if err := notify(stoppingMessage(period + 2*time.Second)); err != nil {
-					glog.Warningf("sd_notify: %v", err)
-				}
-			}
-		case err := <-done:
-			if upgrading {
-				// Stop ends an Upgrade that waits for its child.
-				src.stop()
-				<-upgraded
-			}
-			return exit(err)
-		}
-	}
+	upCtx, stopUpgrades := context.WithCancel(context.Background())
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		up.loop(upCtx, hup)
+	}()
+	err = <-done
+	// An upgrade can still be under way here only if Run ended without
+	// settle (Serve failed) or settle gave up on it; either way it is
+	// aborted before this process exits.
+	stopUpgrades()
+	<-upDone
+	return exit(err)
 }
 
 // exit logs how the stop went and returns the exit status for it.
