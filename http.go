@@ -13,7 +13,8 @@ import (
 type HTTPServer struct {
 	srv      *http.Server
 	given    net.Listener  // the listener to serve on; nil: bind srv.Addr
-	ready    chan struct{} // closed once the listener is bound
+	ready    chan struct{} // closed once net/http is about to accept on the bound listener
+	readied  sync.Once     // closes ready
 	bound    chan struct{} // closed once Serve has bound, or never will
 	draining chan struct{} // closed when Shutdown or Close begins (see Draining)
 
@@ -120,8 +121,11 @@ func FromHTTP(srv *http.Server) *HTTPServer {
 // already bound (handed over by systemd socket activation, by
 // github.com/cloudflare/tableflip, or made by a test), instead of binding
 // srv.Addr. The HTTPServer owns ln from then on: Shutdown and Close close it,
-// as [http.Server.Serve] does, and so does a Serve that is never reached. Addr
-// reports ln's address, and TLS is used as with FromHTTP.
+// and so does a Serve that is never reached or that fails before it serves
+// (net/http rejecting srv.TLSConfig, say), as [http.Server.Serve] always
+// closes its listener: nothing else would, and an open listener that nobody
+// accepts on leaves its clients waiting. Addr reports ln's address, and TLS
+// is used as with FromHTTP.
 func FromHTTPListener(srv *http.Server, ln net.Listener) *HTTPServer {
 	h := FromHTTP(srv)
 	h.given = ln
@@ -148,8 +152,10 @@ func (h *HTTPServer) Addr() net.Addr {
 }
 
 // Ready returns a channel that is closed once the listener is bound and
-// connections to Addr will be accepted: the port is open. A [Runner] waits
-// for it before closing its own Ready channel.
+// net/http, having accepted srv's set-up, is about to accept connections on
+// it: the port is open and served. It is never closed when Serve fails before
+// that (net/http rejecting srv.TLSConfig, say), or when Shutdown or Close
+// comes first. A [Runner] waits for it before closing its own Ready channel.
 func (h *HTTPServer) Ready() <-chan struct{} { return h.ready }
 
 func (h *HTTPServer) useTLS() bool {
@@ -191,13 +197,17 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 		ln.Close()
 		return nil
 	}
-	close(h.ready)
 
+	// Ready closes from srv.BaseContext (see wrap), once net/http has
+	// accepted the set-up and is about to accept connections.
 	if tls {
 		err = h.srv.ServeTLS(ln, "", "")
 	} else {
 		err = h.srv.Serve(ln)
 	}
+	// Serve closes ln whatever ends it, but ServeTLS leaves it open when it
+	// fails before it gets that far; the port must not stay bound.
+	ln.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		if !h.stopped() {
 			return errors.New("lameduck: FromHTTP: the *http.Server was shut down or closed before Serve; make a new one")

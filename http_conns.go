@@ -22,6 +22,14 @@ import (
 type listener struct {
 	net.Listener
 	h *HTTPServer
+
+	closing  sync.Once // net/http and Serve may both close it
+	closeErr error
+}
+
+func (l *listener) Close() error {
+	l.closing.Do(func() { l.closeErr = l.Listener.Close() })
+	return l.closeErr
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -200,7 +208,11 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 		if base != nil {
 			bctx = base(ln)
 		}
-		return context.WithValue(bctx, drainingKey{}, h.draining)
+		bctx = context.WithValue(bctx, drainingKey{}, h.draining)
+		// net/http asks for the base context once its set-up has passed,
+		// just before it accepts: from here on the port is served.
+		h.readied.Do(func() { close(h.ready) })
+		return bctx
 	}
 
 	h.h2c = !useTLS && h.srv.Protocols != nil && h.srv.Protocols.UnencryptedHTTP2()
