@@ -66,6 +66,7 @@ type conn struct {
 	hijacked  bool // a handler took it over
 	lingering bool // closed gently; the linger has not finished
 	held      bool // counted in h.holding
+	h2Served  bool // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
 }
 
 const (
@@ -232,8 +233,8 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 			}
 			if c, ok := hello.Conn.(*conn); ok {
 				// The config the handshake uses decides: net/http's own
-				// (h2 when ServeTLS set it up), or the one returned here.
-				_, speaks := h.srv.TLSNextProto["h2"] // set up by ServeTLS before it accepts
+				// (h2 when HTTP/2 is set up), or the one returned here.
+				_, speaks := h.srv.TLSNextProto["h2"] // set up before the port opens, or by ServeTLS before it accepts
 				if chosen != nil {
 					speaks = slices.Contains(chosen.NextProtos, "h2")
 				}
@@ -258,7 +259,7 @@ func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
 			}
 			c.tlsProto.Store(p)
 		}
-		closeNow := false
+		closeNow, missed := false, false
 		h.mu.Lock()
 		c.state = st
 		switch st {
@@ -272,10 +273,21 @@ func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
 		default:
 			h.recount(c)
 			closeNow = h.phase == phaseStopping && st == http.StateIdle && !c.isH2()
+			if st != http.StateNew && !c.h2Served && c.isH2() {
+				// HTTP/2 reports a connection's first state after it has
+				// put it on the list its GOAWAY sweep goes through. If the
+				// drain's sweep may have gone through the list before, it
+				// may have missed this one: sweep again.
+				c.h2Served = true
+				missed = h.swept
+			}
 		}
 		h.mu.Unlock()
 		if closeNow {
 			nc.Close() // an HTTP/1 connection that went idle during the drain
+		}
+		if missed {
+			h.sweepHTTP2()
 		}
 	}
 	if h.userHook != nil {

@@ -103,3 +103,45 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// Setting HTTP/2 up on a server of its own must leave net/http's choice of
+// protocol as it was: HTTP/2 over TLS by default, HTTP/1 where srv turns
+// HTTP/2 off (srv.Protocols, or a TLSNextProto without "h2", which the
+// HTTPServer leaves alone).
+func TestFromHTTPProtocolChoice(t *testing.T) {
+	cert, pool := selfSigned(t)
+	for _, tc := range []struct {
+		name  string
+		setUp func(*http.Server)
+		want  string
+	}{
+		{"default", func(*http.Server) {}, "HTTP/2.0"},
+		{"Protocols without HTTP/2", func(s *http.Server) {
+			s.Protocols = new(http.Protocols)
+			s.Protocols.SetHTTP1(true)
+		}, "HTTP/1.1"},
+		{"TLSNextProto without h2", func(s *http.Server) {
+			s.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+		}, "HTTP/1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &http.Server{
+				Addr:      "127.0.0.1:0",
+				Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Proto)) }),
+				TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+			}
+			tc.setUp(srv)
+			hs := FromHTTP(srv)
+			h := runUntilReady(t, hs, Period(time.Minute))
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+			defer client.CloseIdleConnections()
+			if code, body, err := get(client, "https://"+hs.Addr().String()); err != nil || code != 200 || body != tc.want {
+				t.Errorf("GET = %d %q %v, want 200 %q", code, body, err, tc.want)
+			}
+			sendSignal(h)
+			if err := <-h.done; err != nil {
+				t.Errorf("Run = %v, want nil", err)
+			}
+		})
+	}
+}
