@@ -12,8 +12,10 @@ import (
 // or [FromHTTPListener].
 type HTTPServer struct {
 	srv      *http.Server
+	h2       *http.Server  // holds net/http's HTTP/2 for srv (see setUpHTTP2); nil if srv holds its own
 	given    net.Listener  // the listener to serve on; nil: bind srv.Addr
-	ready    chan struct{} // closed once the listener is bound
+	ready    chan struct{} // closed once net/http is about to accept on the bound listener
+	readied  sync.Once     // closes ready
 	bound    chan struct{} // closed once Serve has bound, or never will
 	draining chan struct{} // closed when Shutdown or Close begins (see Draining)
 
@@ -21,6 +23,7 @@ type HTTPServer struct {
 	phase    phase
 	served   bool // Serve has been called (a second call is an error)
 	newGrace bool // the drain no longer waits for new connections that may be HTTP/2
+	swept    bool // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
 	addr     net.Addr
 	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
 	holding  int                   // conns whose holds() is true, kept while stopping
@@ -105,6 +108,17 @@ const (
 // srv.BaseContext is nil, requests' contexts carry the values of the context
 // given to Serve. A srv that was shut down or closed before cannot serve
 // again: Serve then fails with an error instead of returning nil.
+//
+// When srv.TLSNextProto is nil and srv serves HTTP/2, the HTTPServer has
+// net/http set HTTP/2 up on an http.Server of its own, checking srv's
+// settings as ServeTLS would before the port opens, and puts the result in
+// srv.TLSNextProto. net/http's GOAWAY sweep runs once, so a connection that
+// HTTP/2 begins to serve just after it (one whose TLS handshake ends as the
+// drain begins) would get no GOAWAY and hold the drain until the period
+// ends; set up apart, the sweep can be repeated for it, while the hooks
+// registered with srv.RegisterOnShutdown still run once. With HTTP/2 of your
+// own in srv.TLSNextProto (x/net's http2.ConfigureServer), such a connection
+// can still miss its GOAWAY.
 func FromHTTP(srv *http.Server) *HTTPServer {
 	return &HTTPServer{
 		srv:      srv,
@@ -120,8 +134,11 @@ func FromHTTP(srv *http.Server) *HTTPServer {
 // already bound (handed over by systemd socket activation, by
 // github.com/cloudflare/tableflip, or made by a test), instead of binding
 // srv.Addr. The HTTPServer owns ln from then on: Shutdown and Close close it,
-// as [http.Server.Serve] does, and so does a Serve that is never reached. Addr
-// reports ln's address, and TLS is used as with FromHTTP.
+// and so does a Serve that is never reached or that fails before it serves
+// (net/http rejecting srv.TLSConfig, say), as [http.Server.Serve] always
+// closes its listener: nothing else would, and an open listener that nobody
+// accepts on leaves its clients waiting. Addr reports ln's address, and TLS
+// is used as with FromHTTP.
 func FromHTTPListener(srv *http.Server, ln net.Listener) *HTTPServer {
 	h := FromHTTP(srv)
 	h.given = ln
@@ -148,8 +165,10 @@ func (h *HTTPServer) Addr() net.Addr {
 }
 
 // Ready returns a channel that is closed once the listener is bound and
-// connections to Addr will be accepted: the port is open. A [Runner] waits
-// for it before closing its own Ready channel.
+// net/http, having accepted srv's set-up, is about to accept connections on
+// it: the port is open and served. It is never closed when Serve fails before
+// that (net/http rejecting srv.TLSConfig, say), or when Shutdown or Close
+// comes first. A [Runner] waits for it before closing its own Ready channel.
 func (h *HTTPServer) Ready() <-chan struct{} { return h.ready }
 
 func (h *HTTPServer) useTLS() bool {
@@ -181,6 +200,15 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 	// Everything is wrapped before the port opens, so that no connection
 	// can be accepted without being followed.
 	h.wrap(ctx, tls)
+	if err := h.setUpHTTP2(tls); err != nil {
+		// Nothing will be served: the port is not opened, and a listener
+		// that was handed over is closed, as net/http's Serve closes its.
+		h.settle(nil)
+		if h.given != nil {
+			h.given.Close()
+		}
+		return err
+	}
 
 	ln, err := h.listen(tls)
 	if err != nil {
@@ -191,13 +219,17 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 		ln.Close()
 		return nil
 	}
-	close(h.ready)
 
+	// Ready closes from srv.BaseContext (see wrap), once net/http has
+	// accepted the set-up and is about to accept connections.
 	if tls {
 		err = h.srv.ServeTLS(ln, "", "")
 	} else {
 		err = h.srv.Serve(ln)
 	}
+	// Serve closes ln whatever ends it, but ServeTLS leaves it open when it
+	// fails before it gets that far; the port must not stay bound.
+	ln.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		if !h.stopped() {
 			return errors.New("lameduck: FromHTTP: the *http.Server was shut down or closed before Serve; make a new one")
@@ -226,6 +258,64 @@ func (h *HTTPServer) listen(tls bool) (net.Listener, error) {
 	}
 	return &listener{Listener: ln, h: h}, nil
 }
+
+// setUpHTTP2 has net/http set up HTTP/2 for srv as ServeTLS (or Serve, for
+// h2c) would, but on a server of the HTTPServer's own, h.h2, which lends srv
+// the result (srv.TLSNextProto). HTTP/2 then registers its GOAWAY sweep, the
+// RegisterOnShutdown hook that tells every HTTP/2 connection to finish, with
+// h.h2 instead of srv, and h.h2.Shutdown runs that sweep alone, as often as
+// the drain needs it: net/http's sweep runs once, and a connection that
+// HTTP/2 starts serving just after it (its TLS handshake or its h2c preface
+// came in as the drain began) would get no GOAWAY and hold the drain until
+// the period ends. srv.Shutdown still runs the user's own hooks, once.
+//
+// The error is the one net/http's set-up would return from ServeTLS or
+// Serve (it refuses a TLS 1.2 cipher list that lacks the suite HTTP/2
+// requires), so a server that fails it fails before its port opens. When
+// srv.TLSNextProto is set already (x/net's http2.ConfigureServer, or HTTP/2
+// turned off), net/http leaves HTTP/2 to it, and so does setUpHTTP2.
+func (h *HTTPServer) setUpHTTP2(useTLS bool) error {
+	srv := h.srv
+	if srv.TLSNextProto != nil || !(useTLS || h.h2c) {
+		return nil
+	}
+	h2 := &http.Server{
+		TLSConfig: srv.TLSConfig.Clone(),
+		Protocols: srv.Protocols,
+		// What HTTP/2 may read of its server when it is set up.
+		IdleTimeout: srv.IdleTimeout,
+		ReadTimeout: srv.ReadTimeout,
+		HTTP2:       srv.HTTP2,
+		ErrorLog:    srv.ErrorLog,
+	}
+	// Serving on a listener that fails its first Accept runs the set-up
+	// and nothing else.
+	var err error
+	if useTLS {
+		err = h2.ServeTLS(setUpOnly{}, "", "")
+	} else {
+		err = h2.Serve(setUpOnly{})
+	}
+	switch {
+	case !errors.Is(err, errSetUpOnly):
+		return err
+	case h2.TLSNextProto == nil:
+		return nil // HTTP/2 is turned off (srv.Protocols, GODEBUG)
+	}
+	srv.TLSNextProto = h2.TLSNextProto
+	h.h2 = h2
+	return nil
+}
+
+// errSetUpOnly is setUpOnly's Accept error.
+var errSetUpOnly = errors.New("lameduck: HTTP/2 set-up only")
+
+// setUpOnly is a listener whose Accept fails at once, for setUpHTTP2.
+type setUpOnly struct{}
+
+func (setUpOnly) Accept() (net.Conn, error) { return nil, errSetUpOnly }
+func (setUpOnly) Close() error              { return nil }
+func (setUpOnly) Addr() net.Addr            { return &net.TCPAddr{} }
 
 // settle records that Serve is past binding: ln is the listener it will
 // serve on, or nil if it will not serve. It reports false when Shutdown or

@@ -22,6 +22,14 @@ import (
 type listener struct {
 	net.Listener
 	h *HTTPServer
+
+	closing  sync.Once // net/http and Serve may both close it
+	closeErr error
+}
+
+func (l *listener) Close() error {
+	l.closing.Do(func() { l.closeErr = l.Listener.Close() })
+	return l.closeErr
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -58,6 +66,7 @@ type conn struct {
 	hijacked  bool // a handler took it over
 	lingering bool // closed gently; the linger has not finished
 	held      bool // counted in h.holding
+	h2Served  bool // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
 }
 
 const (
@@ -200,7 +209,11 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 		if base != nil {
 			bctx = base(ln)
 		}
-		return context.WithValue(bctx, drainingKey{}, h.draining)
+		bctx = context.WithValue(bctx, drainingKey{}, h.draining)
+		// net/http asks for the base context once its set-up has passed,
+		// just before it accepts: from here on the port is served.
+		h.readied.Do(func() { close(h.ready) })
+		return bctx
 	}
 
 	h.h2c = !useTLS && h.srv.Protocols != nil && h.srv.Protocols.UnencryptedHTTP2()
@@ -220,8 +233,8 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 			}
 			if c, ok := hello.Conn.(*conn); ok {
 				// The config the handshake uses decides: net/http's own
-				// (h2 when ServeTLS set it up), or the one returned here.
-				_, speaks := h.srv.TLSNextProto["h2"] // set up by ServeTLS before it accepts
+				// (h2 when HTTP/2 is set up), or the one returned here.
+				_, speaks := h.srv.TLSNextProto["h2"] // set up before the port opens, or by ServeTLS before it accepts
 				if chosen != nil {
 					speaks = slices.Contains(chosen.NextProtos, "h2")
 				}
@@ -246,7 +259,7 @@ func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
 			}
 			c.tlsProto.Store(p)
 		}
-		closeNow := false
+		closeNow, missed := false, false
 		h.mu.Lock()
 		c.state = st
 		switch st {
@@ -260,10 +273,21 @@ func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
 		default:
 			h.recount(c)
 			closeNow = h.phase == phaseStopping && st == http.StateIdle && !c.isH2()
+			if st != http.StateNew && !c.h2Served && c.isH2() {
+				// HTTP/2 reports a connection's first state after it has
+				// put it on the list its GOAWAY sweep goes through. If the
+				// drain's sweep may have gone through the list before, it
+				// may have missed this one: sweep again.
+				c.h2Served = true
+				missed = h.swept
+			}
 		}
 		h.mu.Unlock()
 		if closeNow {
 			nc.Close() // an HTTP/1 connection that went idle during the drain
+		}
+		if missed {
+			h.sweepHTTP2()
 		}
 	}
 	if h.userHook != nil {

@@ -13,21 +13,24 @@ import (
 // drain is Shutdown once Serve is past binding.
 func (h *HTTPServer) drain(ctx context.Context) error {
 	// From here on every ConnState event keeps h.holding up to date; count
-	// the connections as they stand.
+	// the connections as they stand. And from here on, an HTTP/2
+	// connection that reports its first state may have been missed by the
+	// GOAWAY sweep below (see connState).
 	h.mu.Lock()
 	for c := range h.conns {
 		h.recount(c)
 	}
+	h.swept = true
 	h.mu.Unlock()
 
 	// net/http's Shutdown, handed a context that is already done, closes
-	// the listeners, starts its RegisterOnShutdown hooks (among them the
-	// GOAWAY of every HTTP/2 connection), waits for the accept loops to
-	// end, closes the idle connections once, and returns at once instead
-	// of polling. The waiting is ours.
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := h.srv.Shutdown(done); err != nil && !errors.Is(err, context.Canceled) {
+	// the listeners, starts its RegisterOnShutdown hooks (the user's, and
+	// HTTP/2's GOAWAY sweep unless setUpHTTP2 took HTTP/2 apart), waits for
+	// the accept loops to end, closes the idle connections once, and
+	// returns at once instead of polling. The waiting is ours.
+	err := h.srv.Shutdown(doneCtx)
+	h.sweepHTTP2()
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	grace := time.NewTimer(newConnGrace)
@@ -47,6 +50,25 @@ func (h *HTTPServer) drain(ctx context.Context) error {
 			h.lingers.Wait()
 			return nil
 		}
+	}
+}
+
+// doneCtx is a context that is already done. Handed to http.Server's
+// Shutdown, it makes it start the stop and return instead of waiting.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// sweepHTTP2 has HTTP/2 send a GOAWAY to each connection it serves that has
+// not had one yet, when setUpHTTP2 set HTTP/2 up apart from srv: h.h2's only
+// RegisterOnShutdown hook is that sweep (which starts on a goroutine of
+// net/http's and returns at once), and it has neither listeners nor
+// connections of its own for Shutdown to wait for.
+func (h *HTTPServer) sweepHTTP2() {
+	if h.h2 != nil {
+		h.h2.Shutdown(doneCtx)
 	}
 }
 
