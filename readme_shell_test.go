@@ -150,13 +150,16 @@ func TestReadmeStopSnippets(t *testing.T) {
 				tmp := t.TempDir()
 				text := strings.ReplaceAll(s.text, "/tmp/", tmp+"/")
 				text = strings.ReplaceAll(text, " :8080", " 127.0.0.1:0")
-				dir := root
+				dir, env := root, []string{"TMPDIR=" + tmp}
 				if s.program != "" {
+					// The module has lameduck's go.sum, which holds every
+					// checksum it needs: no network.
 					dir = programModule(t, root, s.program)
+					env = append(env, "GOFLAGS=-mod=mod", "GOWORK=off")
 				}
 				failed := 0
 				for i := range *shellRuns {
-					out, status := runStopSnippet(t, dir, tmp, mode.prelude+text)
+					out, status := runStopSnippet(t, dir, env, mode.prelude+text)
 					if testing.Verbose() {
 						t.Logf("run %d printed:\n%s", i+1, out)
 					}
@@ -193,11 +196,11 @@ func programModule(t *testing.T, root, program string) string {
 	return dir
 }
 
-// runStopSnippet runs text with bash in dir and returns what it printed
-// and the status on its "exit status N" line ("none" without one). A
-// snippet that leaves a process running, or takes more than a minute, is
-// reported in the status.
-func runStopSnippet(t *testing.T, dir, tmp, text string) (output, status string) {
+// runStopSnippet runs text with bash in dir, with env added to the
+// environment, and returns what it printed and the status on its "exit
+// status N" line ("none" without one). A snippet that leaves a process
+// running, or takes more than a minute, says so in the status.
+func runStopSnippet(t *testing.T, dir string, env []string, text string) (output, status string) {
 	t.Helper()
 	out, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
@@ -213,7 +216,7 @@ func runStopSnippet(t *testing.T, dir, tmp, text string) (output, status string)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "TMPDIR="+tmp)
+	cmd.Env = append(os.Environ(), env...)
 	// A file, not a pipe: a process the snippet leaves behind cannot keep
 	// Wait waiting.
 	cmd.Stdout, cmd.Stderr = out, out
