@@ -89,13 +89,14 @@ var exitStatusLine = regexp.MustCompile(`(?m)^exit status (\d+)$`)
 // 0", not 143 (killed by the signal before its handler was installed), and
 // must leave nothing running.
 //
-// Each block runs in bash twice: as a script (no job control) and with
-// `set -m`, as at a terminal, where a background job is a process group of
-// its own. Two things are changed so that the test needs nothing of the
-// machine: the address :8080 becomes 127.0.0.1:0, and paths under /tmp/
-// (and $TMPDIR) go to a temporary directory. A block in README.md that builds "." runs in
-// a module holding the complete program just above it; the example READMEs'
-// blocks run at the repository root, as they are written.
+// Each block runs in bash in two modes: as a script (no job control) and
+// with `set -m`, as at a terminal, where a background job is a process
+// group of its own. Two things are changed so that the test needs nothing
+// of the machine: the address :8080 becomes 127.0.0.1:0, and paths under
+// /tmp/ (and $TMPDIR) go to a temporary directory. A block in README.md
+// that builds "." runs in a module holding the complete program just above
+// it; the example READMEs' blocks run at the repository root, as they are
+// written.
 func TestReadmeStopSnippets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and signals programs")
