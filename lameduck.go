@@ -103,9 +103,10 @@ type Server interface {
 //     signal cuts it short; its Err holds every error seen during the stop;
 //   - an error starting with "lameduck: " when the arguments are invalid.
 //
-// If Close, Serve, Shutdown or a pre-shutdown step has not returned one
-// second after Close was called, Run returns anyway, with an error naming
-// what is still running, and leaves it behind.
+// If Close, Serve, Shutdown or a pre-shutdown step has not returned within
+// the close grace after Close was called (one second unless [CloseGrace]
+// says otherwise), Run returns anyway, with an error naming what is still
+// running, and leaves it behind.
 //
 // The post-shutdown steps ([WithPostShutdown]) run after all of this, in
 // every case but invalid arguments; their errors are only logged.

@@ -12,7 +12,9 @@ import (
 
 // Option changes how a [Runner] behaves. Options are applied in order over
 // the defaults, so a later option wins over an earlier one of the same kind
-// (pre-shutdown steps are the exception: they accumulate).
+// (the loggers, [WithLogger], [WithSlog] and [WithoutLogger], are one kind).
+// Steps are the exception: each [WithPreShutdown] and [WithPostShutdown]
+// adds its steps after those of the options before it.
 //
 // The set of options is closed: only this package can make one.
 type Option interface {
