@@ -185,14 +185,17 @@ func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 //
 // The steps get a context with the values of Run's and a deadline at the
 // end of the lame-duck period: they use what the drain left of it. When less
-// than one second is left (the period ran out, or a second signal ended it),
-// the deadline is one second away; when Serve returned before lame-duck mode
-// began, it is a whole period away. A signal while they run ends their
-// context at once. A step is not started once the context has ended.
+// than the close grace ([CloseGrace], 1 second by default) is left (the
+// period ran out, or a second signal ended it), the deadline is the grace
+// away; when Serve returned before lame-duck mode began, it is a whole
+// period away. A signal that would have forced the end of the period (rule
+// 7 of CONTRACT.md: after a signal began lame-duck mode, the next one;
+// otherwise the second) ends their context at once. A step is not started
+// once the context has ended.
 //
 // A step's error (or panic) is logged and does not change what Run returns;
-// a step that has not returned one second after its context ended is named
-// in Run's error, and left running. A nil step makes NewRunner fail.
+// a step that has not returned the close grace after its context ended is
+// named in Run's error, and left running. A nil step makes NewRunner fail.
 func WithPostShutdown[F ~func(context.Context) error](steps ...F) Option {
 	return stepsOption("WithPostShutdown", steps, func(c *config) *[]func(context.Context) error { return &c.post })
 }
