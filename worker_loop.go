@@ -101,9 +101,11 @@ func (l *slot[T]) recovered(p any, item T) {
 	l.at = inWorker
 	switch at {
 	case inNext:
-		l.endTurn()
+		// Failed before the turn ends, so that no other slot calls next
+		// with a live context in between.
 		s.dry.Store(true)
 		s.fail(newPanicError("next", p))
+		l.endTurn()
 	case inHandle:
 		out := s.handleFailed(item, newPanicError("handle", p), true)
 		if s.w.settle != nil {
