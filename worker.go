@@ -123,8 +123,9 @@ func DrainSource() WorkerOption {
 // after a failure, or when the Worker is closed, so that a blocking pull can
 // give up; an item it returns even so is handled. When next returns an error
 // wrapping [io.EOF] the source is done: no more items are pulled, and Serve
-// returns nil once the handlers in flight have finished. Any other error
-// from next (or a panic) is a failure, even during the drain.
+// returns nil once the handlers in flight have finished and the items that a
+// [ReleaseSource] hook hands back have been handled. Any other error from
+// next (or a panic) is a failure, even during the drain.
 //
 // Accepted items are finished. An item is accepted once the source holds it
 // for this process: in [ChanSource]'s channel, or in a custom source that

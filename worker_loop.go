@@ -232,8 +232,15 @@ func (l *slot[T]) pullStopped() (item T, got, stop bool) {
 func (s *serving[T]) nextFailed(err error, draining bool) (stop bool) {
 	switch {
 	case errors.Is(err, io.EOF):
-		s.dry.Store(true)
 		s.stop()
+		if s.w.release != nil {
+			// next has fetched its last item, but what the source
+			// prefetched was accepted all the same: release hands it over
+			// now, and the slots handle it before Serve returns.
+			s.w.beginDrain()
+			return false
+		}
+		s.dry.Store(true)
 		return true
 	case s.nextCtx.Err() != nil && errors.Is(err, s.nextCtx.Err()):
 		// Lame-duck mode or a failure: next stopped waiting.
