@@ -82,10 +82,12 @@ func (h *holder) release(context.Context) ([]int, error) {
 	return items, nil
 }
 
-// Items a source has accepted are handled even when its next ends while it
-// still holds some: io.EOF ends what next fetches, not what a release hook
-// holds (FromWorker, rule 15).
+// Items a source has accepted are handled even when its next ends or fails
+// while it still holds some: io.EOF ends what next fetches, not what a
+// release hook holds; a failure stops the Worker gracefully, and the drain
+// still asks the source for what it holds (FromWorker, rule 15).
 func TestWorkerHandlesHeldItemsWhenNextEnds(t *testing.T) {
+	errQueue := errors.New("queue unreachable")
 	type want struct {
 		err      string // Run's (or Serve's) error; "" for nil
 		handled  []int
@@ -106,6 +108,30 @@ func TestWorkerHandlesHeldItemsWhenNextEnds(t *testing.T) {
 		name: "io.EOF from a DrainSource's next says it holds nothing more: it is not asked again",
 		end:  io.EOF, hold: "drain",
 		want: want{handled: []int{1, 2}, calls: 3},
+	}, {
+		name: "an error: the drain asks a DrainSource for what it holds, and each item is handled",
+		end:  errQueue, hold: "drain",
+		want: want{err: "queue unreachable", handled: []int{1, 2, 3, 4, 5}, calls: 7},
+	}, {
+		name: "an error: release hands back what the source prefetched, and each item is handled",
+		end:  errQueue, hold: "release",
+		want: want{err: "queue unreachable", handled: []int{1, 2, 3, 4, 5}, calls: 3, released: 1},
+	}, {
+		name: "a panic: the drain asks a DrainSource for what it holds, and each item is handled",
+		end:  nil, hold: "drain",
+		want: want{err: "lameduck: next panicked: " + holderPanic, handled: []int{1, 2, 3, 4, 5}, calls: 7},
+	}, {
+		name: "a panic: release hands back what the source prefetched, and each item is handled",
+		end:  nil, hold: "release",
+		want: want{err: "lameduck: next panicked: " + holderPanic, handled: []int{1, 2, 3, 4, 5}, calls: 3, released: 1},
+	}, {
+		name: "a DrainSource that fails again in the drain is asked once, not until the period ends",
+		end:  errQueue, broken: true, hold: "drain",
+		want: want{err: "queue unreachable\nqueue unreachable", handled: []int{1, 2}, calls: 4},
+	}, {
+		name: "a DrainSource that panics again in the drain is asked once, not until the period ends",
+		end:  nil, broken: true, hold: "drain",
+		want: want{err: "lameduck: next panicked: " + holderPanic + "\nlameduck: next panicked: " + holderPanic, handled: []int{1, 2}, calls: 4},
 	}}
 	for _, c := range cases {
 		for _, n := range []int{1, 3} {
@@ -163,5 +189,47 @@ func TestWorkerHandlesHeldItemsWhenNextEnds(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// A next that wraps ChanSource and fails on one item (a decoder that meets
+// a malformed message) stops the Worker gracefully; the items the channel
+// still holds were accepted, and the drain hands them over.
+func TestWorkerHandlesChanSourceBufferAfterWrapperFails(t *testing.T) {
+	errBad := errors.New("malformed item 3")
+	for _, runner := range []bool{true, false} {
+		t.Run(map[bool]string{true: "under a Runner", false: "Serve alone"}[runner], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				items := make(chan int, 6) // producers still running: never closed
+				for i := 1; i <= 6; i++ {
+					items <- i
+				}
+				source := ChanSource(items)
+				next := func(ctx context.Context) (int, error) {
+					i, err := source(ctx)
+					if err == nil && i == 3 {
+						return 0, errBad
+					}
+					return i, err
+				}
+				var handled []int
+				w := FromWorker(next, func(_ context.Context, i int) error { handled = append(handled, i); return nil })
+				var err error
+				if runner {
+					err = Run(context.Background(), w, withSignalSource(&fakeSignals{}), WithoutLogger())
+				} else {
+					err = w.Serve(context.Background())
+				}
+				if err != errBad {
+					t.Errorf("Run = %v, want %v", err, errBad)
+				}
+				if diff := cmp.Diff([]int{1, 2, 4, 5, 6}, handled); diff != "" {
+					t.Errorf("handled (-want +got):\n%s", diff)
+				}
+				if len(items) != 0 {
+					t.Errorf("%d accepted items left in the channel, want none", len(items))
+				}
+			})
+		})
 	}
 }
