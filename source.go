@@ -26,14 +26,18 @@ func StartSource(start func(ctx context.Context) error) WorkerOption {
 // release must stop the prefetching and return the items that the source
 // holds but next has not returned yet. It is called exactly once per Serve
 // that gets past [StartSource] (not when start fails, nor when Close came
-// before Serve): as soon as the drain begins, even while every handler is
-// busy, once a call of next in progress has returned (next is then not
-// called again); or, when the Worker is closed before any drain, as Serve
-// ends. Its context carries Serve's values and ends the close grace (see
+// before Serve), once a call of next in progress has returned, and next is
+// not called after it. It is called as soon as the drain begins, even while
+// every handler is busy (after a failure of next, too: the graceful stop
+// still hands over what was accepted); when next returns [io.EOF], since
+// the end of what next fetches is not the end of what the source already
+// took; or, when the Worker is closed before either, as Serve ends. Its
+// context carries Serve's values and ends the close grace (see
 // [CloseGrace]) after it is called.
 //
-// The items it returns are handled, as next's are, within the lame-duck
-// period. Those that Close leaves unhandled are not passed to handle: a
+// The items it returns are handled, as next's are: within the lame-duck
+// period, or, after io.EOF, before Serve returns. Those that Close (or the
+// end of Serve's context) leaves unhandled are not passed to handle: a
 // [Settle] function, if there is one, gets each with an ItemCancelled
 // outcome, so that it can hand them back to the broker. An error (or panic)
 // from release does not stop the drain; Serve returns it, and so does Run.
@@ -116,10 +120,6 @@ func (s *serving[T]) releaseAtDrain(slotsDone <-chan struct{}) {
 	s.callRelease(s.handleCtx)
 }
 
-// errNotHandled is the Err of a released item's outcome when Serve ended
-// without a cancellation: next reported io.EOF while release still held it.
-var errNotHandled = errors.New("lameduck: Serve ended before the item was handled")
-
 // settleLeftovers runs as Serve ends: it calls release if nobody has, and
 // settles what it handed back that was never handled as cancelled.
 func (s *serving[T]) settleLeftovers(serveCtx context.Context) {
@@ -131,10 +131,9 @@ func (s *serving[T]) settleLeftovers(serveCtx context.Context) {
 	if s.w.settle == nil {
 		return
 	}
+	// Only a cancelled handle context leaves released items behind:
+	// otherwise the slots hand out every one before they stop.
 	cause := context.Cause(s.handleCtx)
-	if cause == nil {
-		cause = errNotHandled
-	}
 	for _, item := range left {
 		s.settleItem(item, Outcome{Kind: ItemCancelled, Err: cause})
 	}

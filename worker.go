@@ -107,7 +107,9 @@ func ConcurrentNext() WorkerOption {
 // than dropped when lame-duck mode begins. The Worker then goes on calling
 // next during the drain, with a context that is already done: next must
 // return an item it holds, without fetching new work or waiting, or its
-// context's error once it holds nothing more (see [FromWorker]).
+// context's error once it holds nothing more (see [FromWorker]); io.EOF
+// says the same. It is asked so after a failure of next too, unless the
+// failure came during the drain.
 // [ChanSource] needs no option: it tells the Worker by itself.
 func DrainSource() WorkerOption {
 	return workerOption(func(c *workerConfig) error {
@@ -123,8 +125,9 @@ func DrainSource() WorkerOption {
 // after a failure, or when the Worker is closed, so that a blocking pull can
 // give up; an item it returns even so is handled. When next returns an error
 // wrapping [io.EOF] the source is done: no more items are pulled, and Serve
-// returns nil once the handlers in flight have finished. Any other error
-// from next (or a panic) is a failure, even during the drain.
+// returns nil once the handlers in flight have finished and the items that a
+// [ReleaseSource] hook hands back have been handled. Any other error from
+// next (or a panic) is a failure, even during the drain.
 //
 // Accepted items are finished. An item is accepted once the source holds it
 // for this process: in [ChanSource]'s channel, or in a custom source that
@@ -133,9 +136,12 @@ func DrainSource() WorkerOption {
 // neither reaches is lost at lame-duck). Once the drain has
 // begun, the Worker calls next again, with its done context, until next
 // returns its context's error or io.EOF, and handles every item it returns,
-// within the period. A source that is not declared so (a durable queue
-// whose items wait safely outside the process) is not called again: its
-// items stay for the next consumer.
+// within the period. A failure of next before the drain does not change
+// that: the drain still asks the source for what it holds. One during the
+// drain ends the asking, so that a broken source is not called in a loop;
+// what it still holds is then lost, and Run reports the failure. A source
+// that is not declared so (a durable queue whose items wait safely outside
+// the process) is not called again: its items stay for the next consumer.
 //
 // handle is given a context that carries Serve's values and ends only when
 // the Worker is closed, so that work in flight can finish during the drain.

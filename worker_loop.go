@@ -19,7 +19,7 @@ type serving[T any] struct {
 
 	note   sourceNote  // whether the source holds accepted items: see DrainSource
 	called atomic.Bool // next has been called (and so ChanSource has said so)
-	dry    atomic.Bool // next has nothing more to hand over: pull no more
+	dry    atomic.Bool // next has nothing more to hand over, or failed in the drain: pull no more
 
 	// turns keeps calls of next (and of release) from overlapping. It is
 	// nil when there is a single slot and no release hook, or when
@@ -51,6 +51,10 @@ type slot[T any] struct {
 	at   stage
 	turn bool // it is the slot's turn to call next
 	over bool // nothing more to take
+	// inDrain says that the slot calls next in the drain: set by the
+	// first such call and never cleared, as pullInTurn, once it has sent a
+	// slot to pullStopped, never calls next again.
+	inDrain bool
 }
 
 func (s *serving[T]) loop() {
@@ -101,9 +105,10 @@ func (l *slot[T]) recovered(p any, item T) {
 	l.at = inWorker
 	switch at {
 	case inNext:
+		// Failed before the turn ends, so that no other slot calls next
+		// with a live context in between.
+		s.nextBroke(newPanicError("next", p), l.inDrain)
 		l.endTurn()
-		s.dry.Store(true)
-		s.fail(newPanicError("next", p))
 	case inHandle:
 		out := s.handleFailed(item, newPanicError("handle", p), true)
 		if s.w.settle != nil {
@@ -210,7 +215,7 @@ func (l *slot[T]) pullStopped() (item T, got, stop bool) {
 		return item, false, false
 	}
 	s.called.Store(true)
-	l.at = inNext
+	l.at, l.inDrain = inNext, true
 	var err error
 	if s.w.release != nil {
 		item, err = s.released()
@@ -230,8 +235,15 @@ func (l *slot[T]) pullStopped() (item T, got, stop bool) {
 func (s *serving[T]) nextFailed(err error, draining bool) (stop bool) {
 	switch {
 	case errors.Is(err, io.EOF):
-		s.dry.Store(true)
 		s.stop()
+		if s.w.release != nil {
+			// next has fetched its last item, but what the source
+			// prefetched was accepted all the same: release hands it over
+			// now, and the slots handle it before Serve returns.
+			s.w.beginDrain()
+			return false
+		}
+		s.dry.Store(true)
 		return true
 	case s.nextCtx.Err() != nil && errors.Is(err, s.nextCtx.Err()):
 		// Lame-duck mode or a failure: next stopped waiting.
@@ -240,10 +252,22 @@ func (s *serving[T]) nextFailed(err error, draining bool) (stop bool) {
 		}
 		return draining
 	default:
-		s.dry.Store(true)
-		s.fail(err)
-		return true
+		return s.nextBroke(err, draining)
 	}
+}
+
+// nextBroke records a failure of next (an error or a panic) and reports
+// whether the slot should stop. A failure before the drain leaves the
+// source's accepted items where they are: the drain still asks for them,
+// and take waits for it. One during the drain ends the asking, as a source
+// that fails with nothing to wait for would otherwise be called in a busy
+// loop until the period ends.
+func (s *serving[T]) nextBroke(err error, draining bool) (stop bool) {
+	if draining {
+		s.dry.Store(true)
+	}
+	s.fail(err)
+	return draining
 }
 
 // handleFailed applies the error policy to an item whose handler failed,
