@@ -280,7 +280,10 @@ func (h *HTTPServer) setUpHTTP2(useTLS bool) error {
 		return nil
 	}
 	h2 := &http.Server{
-		TLSConfig: srv.TLSConfig.Clone(),
+		// Shared, not cloned: net/http's set-up adds "h2" and "http/1.1"
+		// to srv's own NextProtos, as ServeTLS would, and a
+		// GetConfigForClient that starts from srv.TLSConfig relies on it.
+		TLSConfig: srv.TLSConfig,
 		Protocols: srv.Protocols,
 		// What HTTP/2 may read of its server when it is set up.
 		IdleTimeout: srv.IdleTimeout,

@@ -120,6 +120,13 @@ func TestFromHTTPProtocolChoice(t *testing.T) {
 			s.Protocols = new(http.Protocols)
 			s.Protocols.SetHTTP1(true)
 		}, "HTTP/1.1"},
+		{"GetConfigForClient that starts from srv.TLSConfig", func(s *http.Server) {
+			s.TLSConfig.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				c := s.TLSConfig.Clone() // as net/http left it: with "h2" in NextProtos
+				c.GetConfigForClient = nil
+				return c, nil
+			}
+		}, "HTTP/2.0"},
 		{"TLSNextProto without h2", func(s *http.Server) {
 			s.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 		}, "HTTP/1.1"},
