@@ -3,6 +3,7 @@ package lameduck
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 )
@@ -57,7 +58,13 @@ func checkDelays(steps []func(context.Context) error, period time.Duration) erro
 		}
 		var d time.Duration
 		_ = step(context.WithValue(context.Background(), delayProbeKey{}, &d))
-		total += max(d, 0)
+		switch {
+		case d <= 0:
+		case total > math.MaxInt64-d: // the sum saturates rather than wraps
+			total = math.MaxInt64
+		default:
+			total += d
+		}
 	}
 	if total >= period {
 		return fmt.Errorf("lameduck: pre-shutdown Delay of %v is not shorter than the %v Period: every stop would expire before Shutdown", total, period)

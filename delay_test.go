@@ -24,6 +24,8 @@ func TestDelayLongerThanPeriod(t *testing.T) {
 		{"a Delay shorter than the Period, beside other steps", []Option{WithPreShutdown(callMe, Delay(4*time.Second)), Period(5 * time.Second)}, ""},
 		{"a Period set before the Delay", []Option{Period(10 * time.Second), WithPreShutdown(Delay(5 * time.Second))}, ""},
 		{"a negative Delay", []Option{WithPreShutdown(Delay(-time.Hour)), Period(time.Second)}, ""},
+		{"Delays whose sum overflows", []Option{WithPreShutdown(Delay(1<<62), Delay(1<<62)), Period(time.Second)},
+			"lameduck: pre-shutdown Delay of 2562047h47m16.854775807s is not shorter than the 1s Period: every stop would expire before Shutdown"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
