@@ -215,10 +215,15 @@ type memberError struct {
 }
 
 func (e *memberError) Error() string {
+	return fmt.Sprintf("lameduck: %s: %s", e.label(), message(e.err))
+}
+
+// label names the member: "Group: server 1", or "Group: server 1 (api)".
+func (e *memberError) label() string {
 	if e.name != "" {
-		return fmt.Sprintf("lameduck: Group: server %d (%s): %s", e.i, e.name, message(e.err))
+		return fmt.Sprintf("Group: server %d (%s)", e.i, e.name)
 	}
-	return fmt.Sprintf("lameduck: Group: server %d: %s", e.i, message(e.err))
+	return fmt.Sprintf("Group: server %d", e.i)
 }
 
 func (e *memberError) Unwrap() error { return e.err }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestGroupNamesTheMember checks that whatever way a member fails, Run's
@@ -137,4 +140,42 @@ func TestNoDoublePrefix(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPanicLoggedOnce: a panic's stack is logged once, naming the member
+// it happened in, however many guards it passes on its way to Run.
+func TestPanicLoggedOnce(t *testing.T) {
+	panicky := func() Server {
+		return ServerFuncs{ServeFunc: blockUntilDone, ShutdownFunc: func(context.Context) error { panic("shutdown boom") }}
+	}
+	handlePanics := func() Server {
+		return FromWorker(ChanSource(chanOf(1)), func(context.Context, int) error { panic("handle boom") })
+	}
+	cases := []struct {
+		name string
+		svr  Server
+		want string
+	}{
+		{"a Server's Shutdown", panicky(), "lameduck: Shutdown panicked: shutdown boom"},
+		{"a member's Shutdown", Group(Member("api", panicky())), "lameduck: Group: server 0 (api): Shutdown panicked: shutdown boom"},
+		{"a worker member's handle", Group(newFakeServer(), handlePanics()), "lameduck: Group: server 1: handle panicked: handle boom"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := runInBubble(t, c.svr, Period(time.Second))
+				h.cancel()
+				h.wait()
+				var lines []string
+				for _, l := range h.log.all() {
+					if strings.Contains(l, "panicked") && strings.Contains(l, "\n") { // a line with its stack
+						lines = append(lines, strings.SplitN(l, "\n", 2)[0])
+					}
+				}
+				if diff := cmp.Diff([]string{c.want}, lines); diff != "" {
+					t.Errorf("panic lines (-want +got):\n%s", diff)
+				}
+			})
+		})
+	}
 }
