@@ -18,8 +18,9 @@ type serving[T any] struct {
 	settleCtx context.Context         // given to Settle; ends a close grace after handleCtx
 
 	note   sourceNote  // whether the source holds accepted items: see DrainSource
-	called atomic.Bool // next has been called (and so ChanSource has said so)
+	called atomic.Bool // next has returned an item, or been asked in the drain (so ChanSource has said so)
 	dry    atomic.Bool // next has nothing more to hand over, or failed in the drain: pull no more
+	broke  atomic.Bool // next has failed (an error or a panic) and the failure is recorded
 
 	// turns keeps calls of next (and of release) from overlapping. It is
 	// nil when there is a single slot and no release hook, or when
@@ -55,6 +56,9 @@ type slot[T any] struct {
 	// first such call and never cleared, as pullInTurn, once it has sent a
 	// slot to pullStopped, never calls next again.
 	inDrain bool
+	// probing says that the slot's call of next is the drain's one question
+	// to a source that never said it holds accepted items.
+	probing bool
 }
 
 func (s *serving[T]) loop() {
@@ -107,7 +111,7 @@ func (l *slot[T]) recovered(p any, item T) {
 	case inNext:
 		// Failed before the turn ends, so that no other slot calls next
 		// with a live context in between.
-		s.nextBroke(newPanicError("next", p), l.inDrain)
+		l.nextBroke(newPanicError("next", p), l.inDrain)
 		l.endTurn()
 	case inHandle:
 		out := s.handleFailed(item, newPanicError("handle", p), true)
@@ -183,14 +187,16 @@ func (l *slot[T]) pullInTurn() (item T, got, stop bool) {
 	if s.nextCtx.Err() != nil {
 		return l.pullStopped()
 	}
-	if !s.called.Load() {
-		s.called.Store(true)
-	}
 	l.at = inNext
 	item, err := s.w.next(s.nextCtx)
 	l.at = inWorker
 	if err != nil {
-		return item, false, s.nextFailed(err, false)
+		return item, false, l.nextFailed(err, false)
+	}
+	// Only an item proves that a ChanSource inside next had its say: a
+	// wrapper that failed before calling it could not.
+	if !s.called.Load() {
+		s.called.Store(true)
 	}
 	return item, true, false
 }
@@ -214,6 +220,7 @@ func (l *slot[T]) pullStopped() (item T, got, stop bool) {
 		// in); the others stop.
 		return item, false, false
 	}
+	l.probing = !s.note.holds.Load() && s.w.release == nil
 	s.called.Store(true)
 	l.at, l.inDrain = inNext, true
 	var err error
@@ -224,15 +231,17 @@ func (l *slot[T]) pullStopped() (item T, got, stop bool) {
 	}
 	l.at = inWorker
 	if err != nil {
-		return item, false, s.nextFailed(err, draining)
+		return item, false, l.nextFailed(err, draining)
 	}
+	l.probing = false
 	return item, true, false
 }
 
 // nextFailed deals with an error from next (or the end of what release
 // returned), and reports whether the slot should stop. draining says
 // whether the drain had begun when next was called.
-func (s *serving[T]) nextFailed(err error, draining bool) (stop bool) {
+func (l *slot[T]) nextFailed(err error, draining bool) (stop bool) {
+	s := l.s
 	switch {
 	case errors.Is(err, io.EOF):
 		s.stop()
@@ -252,7 +261,7 @@ func (s *serving[T]) nextFailed(err error, draining bool) (stop bool) {
 		}
 		return draining
 	default:
-		return s.nextBroke(err, draining)
+		return l.nextBroke(err, draining)
 	}
 }
 
@@ -262,10 +271,22 @@ func (s *serving[T]) nextFailed(err error, draining bool) (stop bool) {
 // and take waits for it. One during the drain ends the asking, as a source
 // that fails with nothing to wait for would otherwise be called in a busy
 // loop until the period ends.
-func (s *serving[T]) nextBroke(err error, draining bool) (stop bool) {
+//
+// The drain's one question to a source that never said it holds items is
+// asked even after next failed (the source may be a ChanSource that failed
+// before it could say so); its answer from a source already known to be
+// broken repeats the failure that is reported, and is not reported again.
+func (l *slot[T]) nextBroke(err error, draining bool) (stop bool) {
+	s := l.s
 	if draining {
 		s.dry.Store(true)
 	}
+	if l.probing && s.broke.Load() {
+		l.probing = false
+		return draining
+	}
+	l.probing = false
+	s.broke.Store(true)
 	s.fail(err)
 	return draining
 }
