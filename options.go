@@ -41,6 +41,7 @@ type config struct {
 	slog       *slog.Logger                  // when set, used instead of logger
 	steps      []func(context.Context) error // pre-shutdown
 	post       []func(context.Context) error // post-shutdown
+	onReady    []func()                      // WithReady
 	source     signalSource
 }
 
@@ -198,6 +199,24 @@ func WithPreShutdown[F ~func(context.Context) error](steps ...F) Option {
 // named in Run's error, and left running. A nil step makes NewRunner fail.
 func WithPostShutdown[F ~func(context.Context) error](steps ...F) Option {
 	return stepsOption("WithPostShutdown", steps, func(c *config) *[]func(context.Context) error { return &c.post })
+}
+
+// WithReady has the Runner call f once it is ready, when its Ready channel
+// closes: the signal handlers are in place and the Server serves (for
+// [FromHTTP], the port is bound, so [HTTPServer.Addr] has the address). It
+// is the plain way for a main function to say "listening on ..." or to
+// notify a supervisor, without a goroutine around Run. f runs on Run's
+// goroutine and must return promptly; it is not called when Run ends before
+// the Server is ready. Repeated options accumulate, called in order. A nil
+// f makes NewRunner fail.
+func WithReady(f func()) Option {
+	return optionFunc(func(c *config) error {
+		if f == nil {
+			return errors.New("lameduck: WithReady(nil)")
+		}
+		c.onReady = append(c.onReady, f)
+		return nil
+	})
 }
 
 // stepsOption is WithPreShutdown and WithPostShutdown: it adds steps to the

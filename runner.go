@@ -172,7 +172,7 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 	if rs, ok := ru.r.svr.(interface{ Ready() <-chan struct{} }); ok {
 		ready = rs.Ready()
 	} else {
-		close(ru.r.ready)
+		ru.becameReady()
 	}
 	ru.logServing()
 
@@ -188,7 +188,7 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 			return ru.served()
 		case <-ready:
 			ready = nil
-			close(ru.r.ready)
+			ru.becameReady()
 		case sig := <-ru.sigc:
 			return ru.lameDuck(ctx, trigger{signal: sig, tmpl: `received signal "{signal}"`,
 				attrs: []slog.Attr{slog.String("trigger", "signal"), slog.String("signal", sig.String())}})
@@ -224,6 +224,18 @@ func (ru *run) skipStepsIfNeverReady(ready <-chan struct{}) {
 	if failed {
 		ru.log(slog.LevelInfo, "lameduck: the server failed before it was ready; skipping the pre-shutdown steps")
 		ru.pre.list = nil
+	}
+}
+
+// becameReady closes the Runner's Ready channel and calls the functions
+// given with WithReady. One that panics is logged, not fatal: being told of
+// readiness is not a reason to stop serving.
+func (ru *run) becameReady() {
+	close(ru.r.ready)
+	for _, f := range ru.cfg.onReady {
+		if err := call("WithReady function", func() error { f(); return nil }); err != nil {
+			ru.log(slog.LevelError, "lameduck: {error}", slog.Any("error", err))
+		}
 	}
 }
 

@@ -42,29 +42,15 @@ func run(addr string, period, drainDelay time.Duration) int {
 	}
 
 	sv := newService()
-	r, err := lameduck.NewRunner(lameduck.FromGRPC(sv.grpc, ln),
+	err = lameduck.Run(context.Background(), lameduck.FromGRPC(sv.grpc, ln),
 		// The delay is spent inside the lame-duck budget, so the budget is
 		// the delay plus the time allowed for the drain itself.
 		lameduck.Period(drainDelay+period),
 		lameduck.WithPreShutdown(sv.notServing, lameduck.Delay(drainDelay), sv.endWatches),
-	)
-	if err != nil {
-		ln.Close()
-		glog.Errorf("%v", err)
-		glog.Flush()
-		return 1
-	}
-
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	select {
-	case <-r.Ready():
 		// Serve has started and SIGTERM is handled: only now is it safe to
 		// say so.
-		fmt.Printf("listening on %s\n", ln.Addr())
-		err = <-done
-	case err = <-done:
-	}
+		lameduck.WithReady(func() { fmt.Printf("listening on %s\n", ln.Addr()) }),
+	)
 	if err != nil {
 		glog.Errorf("%v", err)
 	}

@@ -52,27 +52,15 @@ func run(addr string, period, drainDelay, seenMargin time.Duration) int {
 		}
 		wait = ready.FailUntilSeen(lameduck.Seen{Margin: seenMargin, Ceiling: drainDelay})
 	}
-	r, err := lameduck.NewRunner(h,
+	err := lameduck.Run(context.Background(), h,
 		// The drain delay is spent inside the lame-duck budget, so the
 		// budget is the delay plus the time allowed for the drain itself.
 		lameduck.Period(drainDelay+period),
 		lameduck.WithPreShutdown(lameduck.Chain(ready.Fail, announce, wait)),
-	)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	select {
-	case <-r.Ready():
 		// The port is bound and SIGTERM is handled: only now is it safe to
 		// say so.
-		fmt.Printf("listening on %s\n", h.Addr())
-		err = <-done
-	case err = <-done:
-	}
+		lameduck.WithReady(func() { fmt.Printf("listening on %s\n", h.Addr()) }),
+	)
 	if err != nil {
 		glog.Errorf("%v", err)
 	}

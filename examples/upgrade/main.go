@@ -77,48 +77,44 @@ func run(addr, pidFile string, period, handoffMax time.Duration) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	up := &upgrades{src: src, budget: period + 2*time.Second, handOver: func() { cancel(errHandedOver) }}
+	// Upgrades begin once this process serves (ready below, which Run
+	// calls on this goroutine) and end before it exits.
+	upCtx, stopUpgrades := context.WithCancel(context.Background())
+	defer stopUpgrades()
+	var upDone chan struct{}
+	ready := func() {
+		// Only now may the parent, if any, stop serving.
+		if err := src.ready(); err != nil {
+			glog.Errorf("telling the parent process: %v", err)
+		}
+		if err := notify(readyMessage()); err != nil {
+			glog.Warningf("sd_notify: %v", err)
+		}
+		fmt.Printf("listening on %s (pid %d, socket from %s)\n", h.Addr(), os.Getpid(), src.how)
+		upDone = make(chan struct{})
+		go func() {
+			defer close(upDone)
+			up.loop(upCtx, hup)
+		}()
+	}
 	// settle comes first: until it knows whether a new process will serve
 	// the socket, this process must go on accepting from it.
-	opts := []lameduck.Option{lameduck.Period(period), lameduck.WithPreShutdown(lameduck.Named("settle upgrade", up.settle))}
+	opts := []lameduck.Option{
+		lameduck.Period(period),
+		lameduck.WithPreShutdown(lameduck.Named("settle upgrade", up.settle)),
+		lameduck.WithReady(ready),
+	}
 	if handoffMax > 0 {
 		opts = append(opts, lameduck.WithPreShutdown(ho.step(handoffMax)))
 	}
-	r, err := lameduck.NewRunner(h, opts...)
-	if err != nil {
-		glog.Errorf("%v", err)
-		glog.Flush()
-		return 1
+	err = lameduck.Run(ctx, h, opts...)
+	if upDone != nil {
+		// An upgrade can still be under way here only if Run ended without
+		// settle (Serve failed) or settle gave up on it; either way it is
+		// aborted before this process exits.
+		stopUpgrades()
+		<-upDone
 	}
-
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-
-	select {
-	case <-r.Ready():
-	case err := <-done:
-		return exit(err)
-	}
-	// Only now may the parent, if any, stop serving.
-	if err := src.ready(); err != nil {
-		glog.Errorf("telling the parent process: %v", err)
-	}
-	if err := notify(readyMessage()); err != nil {
-		glog.Warningf("sd_notify: %v", err)
-	}
-	fmt.Printf("listening on %s (pid %d, socket from %s)\n", h.Addr(), os.Getpid(), src.how)
-
-	upCtx, stopUpgrades := context.WithCancel(context.Background())
-	upDone := make(chan struct{})
-	go func() {
-		defer close(upDone)
-		up.loop(upCtx, hup)
-	}()
-	err = <-done
-	// An upgrade can still be under way here only if Run ended without
-	// settle (Serve failed) or settle gave up on it; either way it is
-	// aborted before this process exits.
-	stopUpgrades()
-	<-upDone
 	return exit(err)
 }
 
