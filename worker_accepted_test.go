@@ -24,10 +24,10 @@ type holder struct {
 	end    error // what next returns then; nil: it panics
 	broken bool  // next keeps failing after the end, even in the drain
 
-	calls      int // calls of next
-	liveCalls  int // calls after the end with a context not yet done
-	released   int // calls of release
-	afterRelse int // calls of next after release
+	calls     int // calls of next
+	liveCalls int // calls after the end with a context not yet done
+	released  int // calls of release
+	afterRel  int // calls of next after release
 }
 
 const holderPanic = "lost the broker connection"
@@ -37,7 +37,7 @@ func (h *holder) next(ctx context.Context) (int, error) {
 	defer h.mu.Unlock()
 	h.calls++
 	if h.released > 0 {
-		h.afterRelse++
+		h.afterRel++
 	}
 	switch {
 	case h.give > 0:
@@ -175,8 +175,8 @@ func TestWorkerHandlesHeldItemsWhenNextEnds(t *testing.T) {
 						if elapsed := time.Since(begin); elapsed != 0 {
 							t.Errorf("took %v, want no wait: nothing blocks", elapsed)
 						}
-						if h.liveCalls > 0 || h.afterRelse > 0 {
-							t.Errorf("next was called %d times with a live context after it ended, %d times after release; want neither", h.liveCalls, h.afterRelse)
+						if h.liveCalls > 0 || h.afterRel > 0 {
+							t.Errorf("next was called %d times with a live context after it ended, %d times after release; want neither", h.liveCalls, h.afterRel)
 						}
 						wantSettled := map[int][]string{}
 						for _, i := range c.want.handled {

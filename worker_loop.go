@@ -109,8 +109,8 @@ func (l *slot[T]) recovered(p any, item T) {
 	l.at = inWorker
 	switch at {
 	case inNext:
-		// Failed before the turn ends, so that no other slot calls next
-		// with a live context in between.
+		// The failure stops the pulling before the turn is handed on, so
+		// that no other slot calls next with a live context in between.
 		l.nextBroke(newPanicError("next", p), l.inDrain)
 		l.endTurn()
 	case inHandle:

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 )
 
 // A panic in next stops the pulling before another slot gets its turn to
@@ -31,4 +32,27 @@ func TestWorkerStopsPullingAtPanicInNext(t *testing.T) {
 			t.Fatalf("next was called %d times with a live context after it panicked, want 0", n)
 		}
 	}
+}
+
+// A handler that panics is a panic, even when what it panics with is its
+// context's error after Close: only a handler that returns that error was
+// cut short by Close.
+func TestWorkerPanicWithContextErrorIsAPanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out Outcome
+		w := FromWorker(ChanSource(chanOf(1)),
+			func(ctx context.Context, _ int) error { <-ctx.Done(); panic(ctx.Err()) },
+			Settle(func(_ context.Context, _ int, o Outcome) { out = o }))
+		done := make(chan error)
+		go func() { done <- w.Serve(context.Background()) }()
+		synctest.Wait()
+		_ = w.Close()
+		err := <-done
+		if want := "lameduck: handle panicked: context canceled"; err == nil || err.Error() != want {
+			t.Errorf("Serve = %v, want %q", err, want)
+		}
+		if out.Kind != ItemPanicked {
+			t.Errorf("outcome = %v, want panicked", out.Kind)
+		}
+	})
 }
