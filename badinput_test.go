@@ -79,7 +79,7 @@ func TestBadRunCalls(t *testing.T) {
 		if err := r.Run(context.Background()); err != nil {
 			t.Fatalf("first Run: %v", err)
 		}
-		if err := r.Run(context.Background()); err == nil || err.Error() != "lameduck: Runner.Run called more than once" {
+		if err := r.Run(context.Background()); err == nil || err.Error() != "lameduck: Runner's Run called more than once" {
 			t.Errorf("second Run = %v", err)
 		}
 	})

@@ -22,7 +22,7 @@ const closeGrace = time.Second
 func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 	start := time.Now()
 	ru.periodEnd = start.Add(ru.cfg.period)
-	ru.r.state.Store(int32(StateLameDuck))
+	ru.r.life.stop(phaseStopping)
 	close(ru.r.lameDuck)
 	ru.log(slog.LevelInfo, "lameduck: "+trig.tmpl+"; entering lame-duck mode for up to {period}",
 		append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period))...)

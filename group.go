@@ -46,19 +46,20 @@ func Group(servers ...Server) Server { return newGroup(false, servers) }
 func ParallelGroup(servers ...Server) Server { return newGroup(true, servers) }
 
 type group struct {
-	members  []Server
+	name     string   // "Group" or "ParallelGroup"
+	members  []Server // in the order given
 	names    []string // members' names given with Member, "" for none
 	parallel bool
 	err      error // what was wrong with the members, if anything
 	ready    chan struct{}
-
-	mu       sync.Mutex
-	started  bool
-	stopping bool // Shutdown has been called
+	life     lifecycle
 }
 
 func newGroup(parallel bool, servers []Server) *group {
-	g := &group{members: make([]Server, len(servers)), names: make([]string, len(servers)), parallel: parallel, ready: make(chan struct{})}
+	g := &group{name: "Group", members: make([]Server, len(servers)), names: make([]string, len(servers)), parallel: parallel, ready: make(chan struct{})}
+	if parallel {
+		g.name = "ParallelGroup"
+	}
 	for i, m := range servers {
 		if n, ok := m.(*namedServer); ok && n != nil {
 			g.names[i], m = n.name, n.Server
@@ -66,12 +67,8 @@ func newGroup(parallel bool, servers []Server) *group {
 		g.members[i] = m
 	}
 	if len(servers) == 0 {
-		name := "Group"
-		if parallel {
-			name = "ParallelGroup"
-		}
 		// An empty Group would return nil at once and look like a clean run.
-		g.err = fmt.Errorf("lameduck: %s has no members", name)
+		g.err = fmt.Errorf("lameduck: %s has no members", g.name)
 	}
 	for i, m := range g.members {
 		if err := checkServer(m); err != nil {
@@ -92,13 +89,9 @@ func (g *group) Serve(ctx context.Context) error {
 	if g.err != nil {
 		return g.err
 	}
-	g.mu.Lock()
-	if g.started {
-		g.mu.Unlock()
-		return errors.New("lameduck: Group's Serve called more than once")
+	if _, err := g.life.start(g.name + "'s Serve"); err != nil {
+		return err
 	}
-	g.started = true
-	g.mu.Unlock()
 
 	type result struct {
 		i   int
@@ -144,10 +137,7 @@ func (g *group) Serve(ctx context.Context) error {
 			if Stop(ctx, err) {
 				continue // the Runner drains the others gracefully
 			}
-			g.mu.Lock()
-			stopping := g.stopping
-			g.mu.Unlock()
-			if !closing && !stopping {
+			if !closing && g.life.phase() < phaseStopping {
 				closing = true
 				for j, m := range g.members {
 					if j != r.i {
@@ -164,9 +154,7 @@ func (g *group) Shutdown(ctx context.Context) error {
 	if g.err != nil {
 		return g.err
 	}
-	g.mu.Lock()
-	g.stopping = true
-	g.mu.Unlock()
+	g.life.stop(phaseStopping)
 	errs := make([]error, len(g.members))
 	shutdown := func(i int) {
 		errs[i] = g.named(i, call("Shutdown", func() error { return g.members[i].Shutdown(ctx) }))
@@ -189,6 +177,7 @@ func (g *group) Close() error {
 	if g.err != nil {
 		return g.err
 	}
+	g.life.stop(phaseClosed)
 	var errs []error
 	for i := len(g.members) - 1; i >= 0; i-- {
 		errs = append(errs, g.named(i, call("Close", g.members[i].Close)))

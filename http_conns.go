@@ -40,7 +40,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	lc := &conn{Conn: c, h: l.h}
 	l.h.mu.Lock()
 	defer l.h.mu.Unlock()
-	if l.h.phase >= phaseClosed {
+	if l.h.life.phase() >= phaseClosed {
 		c.Close()
 		return nil, net.ErrClosed
 	}
@@ -113,7 +113,7 @@ func (c *conn) Close() error {
 	}
 	h := c.h
 	h.mu.Lock()
-	gentle := h.phase == phaseStopping && !c.hijacked && canCloseWrite(c.Conn)
+	gentle := h.life.phase() == phaseStopping && !c.hijacked && canCloseWrite(c.Conn)
 	if gentle {
 		c.lingering = true
 		h.lingers.Add(1)
@@ -173,7 +173,7 @@ func (c *conn) isH2() bool {
 
 // recount updates c's place in h.holding. The caller holds h.mu.
 func (h *HTTPServer) recount(c *conn) {
-	if h.phase != phaseStopping {
+	if h.life.phase() != phaseStopping {
 		return // counted by the drain when it begins (see drain)
 	}
 	if held := c.holds(); held != c.held {
@@ -272,7 +272,7 @@ func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
 			}
 		default:
 			h.recount(c)
-			closeNow = h.phase == phaseStopping && st == http.StateIdle && !c.isH2()
+			closeNow = h.life.phase() == phaseStopping && st == http.StateIdle && !c.isH2()
 			if st != http.StateNew && !c.h2Served && c.isH2() {
 				// HTTP/2 reports a connection's first state after it has
 				// put it on the list its GOAWAY sweep goes through. If the
@@ -369,7 +369,7 @@ func (h *HTTPServer) checkQuiet() {
 func (h *HTTPServer) Track(conn net.Conn) (release func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.phase == phaseClosed {
+	if h.life.phase() == phaseClosed {
 		conn.Close()
 		return func() {}
 	}

@@ -306,7 +306,7 @@ func TestFromHTTPServesOnce(t *testing.T) {
 		t.Fatalf("first Run = %v", err)
 	}
 	err := Run(context.Background(), hs, WithoutLogger(), Signals())
-	if err == nil || !strings.Contains(err.Error(), "lameduck: HTTPServer.Serve called more than once") {
+	if err == nil || !strings.Contains(err.Error(), "lameduck: HTTPServer's Serve called more than once") {
 		t.Errorf("second Run = %v, want the Serve-called-more-than-once error", err)
 	}
 }
