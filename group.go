@@ -85,6 +85,9 @@ func (g *group) validate() error { return g.err }
 // member with a Ready method is ready.
 func (g *group) Ready() <-chan struct{} { return g.ready }
 
+// Serve starts every member's Serve and waits for all of them to return.
+// A stop that came before it does not keep it from starting them: each
+// member knows from its own Shutdown or Close that it must not serve.
 func (g *group) Serve(ctx context.Context) error {
 	if g.err != nil {
 		return g.err
@@ -92,41 +95,35 @@ func (g *group) Serve(ctx context.Context) error {
 	if _, err := g.life.start(g.name + "'s Serve"); err != nil {
 		return err
 	}
+	results, ready := g.startMembers(ctx)
+	return g.awaitMembers(ctx, results, ready)
+}
 
-	type result struct {
-		i   int
-		err error
-	}
-	results := make(chan result, len(g.members))
-	var pending []<-chan struct{} // members' Ready channels not yet closed
-	parent, _ := ctx.Value(stopKey{}).(stopper)
+// startMembers starts every member's Serve. Each sends what it returned on
+// results; ready follows the members' Ready channels.
+func (g *group) startMembers(ctx context.Context) (results <-chan memberResult, ready *allReady) {
+	c := make(chan memberResult, len(g.members))
+	ready = &allReady{ready: g.ready}
 	for i, m := range g.members {
-		mctx := ctx
-		if parent != nil {
-			mctx = context.WithValue(ctx, stopKey{}, memberStopper{parent, g, i})
-		}
-		go func() {
-			results <- result{i, call("Serve", func() error { return m.Serve(mctx) })}
-		}()
+		mctx := g.memberCtx(ctx, i)
+		go func() { c <- memberResult{i, call("Serve", func() error { return m.Serve(mctx) })} }()
 		if r, ok := m.(interface{ Ready() <-chan struct{} }); ok {
-			pending = append(pending, r.Ready())
+			ready.pending = append(ready.pending, r.Ready())
 		}
 	}
+	return c, ready
+}
 
+// awaitMembers waits for every member's Serve to return, closing the
+// Group's Ready channel on the way, and returns their failures. The first
+// failure stops the others.
+func (g *group) awaitMembers(ctx context.Context, results <-chan memberResult, ready *allReady) error {
 	var errs []error
 	closing := false
-	ready := g.ready
 	for left := len(g.members); left > 0; {
-		var next <-chan struct{}
-		if len(pending) > 0 {
-			next = pending[0]
-		} else if ready != nil {
-			close(ready)
-			ready = nil
-		}
 		select {
-		case <-next:
-			pending = pending[1:]
+		case <-ready.next():
+			ready.seen()
 		case r := <-results:
 			left--
 			if r.err == nil {
@@ -134,21 +131,63 @@ func (g *group) Serve(ctx context.Context) error {
 			}
 			err := g.named(r.i, r.err)
 			errs = append(errs, err)
-			if Stop(ctx, err) {
-				continue // the Runner drains the others gracefully
-			}
-			if !closing && g.life.phase() < phaseStopping {
+			// A Runner drains the others gracefully. Without one nobody
+			// would, unless Shutdown or Close has begun: close them.
+			if !Stop(ctx, err) && !closing && g.life.phase() < phaseStopping {
 				closing = true
-				for j, m := range g.members {
-					if j != r.i {
-						_ = call("Close", m.Close)
-					}
-				}
+				g.closeAllBut(r.i)
 			}
 		}
 	}
 	return joinErrors(errs...)
 }
+
+// memberResult is what member i's Serve returned.
+type memberResult struct {
+	i   int
+	err error
+}
+
+// memberCtx is the context for member i's Serve: ctx, whose Stop names the
+// member in the cause when ctx came from a Runner.
+func (g *group) memberCtx(ctx context.Context, i int) context.Context {
+	parent, _ := ctx.Value(stopKey{}).(stopper)
+	if parent == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, stopKey{}, memberStopper{parent, g, i})
+}
+
+// closeAllBut closes every member but member i.
+func (g *group) closeAllBut(i int) {
+	for j, m := range g.members {
+		if j != i {
+			_ = call("Close", m.Close)
+		}
+	}
+}
+
+// allReady closes a Group's Ready channel once every member's has closed.
+type allReady struct {
+	pending []<-chan struct{} // members' Ready channels not yet seen closed
+	ready   chan struct{}     // the Group's; nil once closed
+}
+
+// next returns the member's channel to wait on next. Once none is left, it
+// closes the Group's and returns nil, a channel that never fires.
+func (a *allReady) next() <-chan struct{} {
+	if len(a.pending) > 0 {
+		return a.pending[0]
+	}
+	if a.ready != nil {
+		close(a.ready)
+		a.ready = nil
+	}
+	return nil
+}
+
+// seen drops the channel next returned, which has closed.
+func (a *allReady) seen() { a.pending = a.pending[1:] }
 
 func (g *group) Shutdown(ctx context.Context) error {
 	if g.err != nil {
