@@ -250,49 +250,64 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 // srv.ConnState, from the connection's own goroutine, one event at a time.
 func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
 	if c := rawConn(nc); c != nil {
-		if tc, ok := nc.(*tls.Conn); ok && (st == http.StateActive || st == http.StateIdle) && c.tlsProto.Load() == 0 {
-			// Reading the negotiated protocol is safe here: a TLS
-			// connection reports Active or Idle only after its handshake.
-			p := int32(tlsHTTP1)
-			if tc.ConnectionState().NegotiatedProtocol == "h2" {
-				p = tlsHTTP2
-			}
-			c.tlsProto.Store(p)
-		}
-		closeNow, missed := false, false
-		h.mu.Lock()
-		c.state = st
-		switch st {
-		case http.StateHijacked:
-			c.hijacked = true
-			h.forget(c)
-		case http.StateClosed:
-			if !c.lingering {
-				h.forget(c)
-			}
-		default:
-			h.recount(c)
-			closeNow = h.life.phase() == phaseStopping && st == http.StateIdle && !c.isH2()
-			if st != http.StateNew && !c.h2Served && c.isH2() {
-				// HTTP/2 reports a connection's first state after it has
-				// put it on the list its GOAWAY sweep goes through. If the
-				// drain's sweep may have gone through the list before, it
-				// may have missed this one: sweep again.
-				c.h2Served = true
-				missed = h.swept
-			}
-		}
-		h.mu.Unlock()
+		c.learnTLSProto(nc, st)
+		closeNow, resweep := h.follow(c, st)
 		if closeNow {
 			nc.Close() // an HTTP/1 connection that went idle during the drain
 		}
-		if missed {
+		if resweep {
 			h.sweepHTTP2()
 		}
 	}
 	if h.userHook != nil {
 		h.userHook(nc, st)
 	}
+}
+
+// learnTLSProto records which protocol a TLS connection negotiated, the
+// first time it reports Active or Idle: only after its handshake, so that
+// reading it then does not race the handshake.
+func (c *conn) learnTLSProto(nc net.Conn, st http.ConnState) {
+	tc, ok := nc.(*tls.Conn)
+	if !ok || (st != http.StateActive && st != http.StateIdle) || c.tlsProto.Load() != 0 {
+		return
+	}
+	p := int32(tlsHTTP1)
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		p = tlsHTTP2
+	}
+	c.tlsProto.Store(p)
+}
+
+// follow records that c is now in state st and updates the server's books.
+// It reports what connState must do once the lock is released: close c (an
+// HTTP/1 connection that went idle during the drain), or repeat HTTP/2's
+// GOAWAY sweep, which may have missed c.
+func (h *HTTPServer) follow(c *conn, st http.ConnState) (closeNow, resweep bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.state = st
+	switch st {
+	case http.StateHijacked:
+		c.hijacked = true
+		h.forget(c)
+	case http.StateClosed:
+		if !c.lingering {
+			h.forget(c)
+		}
+	default:
+		h.recount(c)
+		closeNow = h.life.phase() == phaseStopping && st == http.StateIdle && !c.isH2()
+		if st != http.StateNew && !c.h2Served && c.isH2() {
+			// HTTP/2 reports a connection's first state after it has put
+			// it on the list its GOAWAY sweep goes through. If the drain's
+			// sweep may have gone through the list before, it may have
+			// missed this one.
+			c.h2Served = true
+			resweep = h.swept
+		}
+	}
+	return closeNow, resweep
 }
 
 // rawConn returns the *conn under nc, which net/http hands to ConnState
