@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -20,19 +21,31 @@ const closeGrace = time.Second
 
 // lameDuck drains the Server after a trigger and decides what Run returns.
 func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
-	start := time.Now()
-	ru.periodEnd = start.Add(ru.cfg.period)
-	ru.r.life.stop(phaseStopping)
-	close(ru.r.lameDuck)
-	ru.log(slog.LevelInfo, "lameduck: "+trig.tmpl+"; entering lame-duck mode for up to {period}",
-		append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period))...)
-
+	start := ru.beginLameDuck(trig)
 	// The drain keeps Run's values but not its cancellation: a cancelled
 	// context would make Shutdown give up at once instead of draining.
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), ru.cfg.period)
 	defer cancelDrain()
 	drain := ru.spawn("drain", func() error { return ru.drain(drainCtx, start) })
 
+	end := ru.awaitDrain(drainCtx, cancelDrain, drain, start)
+	if end.clean {
+		return ru.drained(start)
+	}
+	ru.logEnd(end)
+	cancelDrain()
+	return ru.closeAfterDrain(drain, end)
+}
+
+// beginLameDuck moves the Runner into lame-duck mode, logs the trigger and
+// returns the time the period began.
+func (ru *run) beginLameDuck(trig trigger) time.Time {
+	start := time.Now()
+	ru.periodEnd = start.Add(ru.cfg.period)
+	ru.r.life.stop(phaseStopping)
+	close(ru.r.lameDuck)
+	ru.log(slog.LevelInfo, "lameduck: "+trig.tmpl+"; entering lame-duck mode for up to {period}",
+		append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period))...)
 	// After a signal began lame-duck mode, the next one forces the end.
 	// After a context or a Stop began it, the first signal is only the
 	// first (rule 7): one SIGTERM that reached both a signal.NotifyContext
@@ -40,6 +53,30 @@ func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 	if trig.signal != nil {
 		ru.toForce = 1
 	}
+	return start
+}
+
+// drainEnd is how the wait for a drain ended.
+type drainEnd struct {
+	clean   bool  // the drain returned nil and Serve returned: the rest is moot
+	ended   bool  // the drain had returned
+	err     error // what the drain returned, when it had
+	serving bool  // Serve had not returned
+	forced  bool  // a second signal ended the period
+	ctxErr  error // the drain context's error when the wait ended
+}
+
+// failed reports whether Shutdown failed (rule 6), rather than running out
+// of time: DeadlineExceeded from Shutdown, wrapped or not, is an expiry
+// (rule 5).
+func (e drainEnd) failed() bool {
+	return e.ended && e.err != nil && !errors.Is(e.err, context.DeadlineExceeded)
+}
+
+// awaitDrain waits until the drain and Serve have both returned, the drain
+// has failed, the period has ended, or a second signal ends it at once
+// (rule 7), which cancels ctx.
+func (ru *run) awaitDrain(ctx context.Context, cancel context.CancelFunc, drain *task, start time.Time) drainEnd {
 	// Local copies, set to nil once seen, so the select stops waiting for
 	// what has already happened; the tasks keep their results.
 	serveDone, drainDone := ru.serve.done, drain.done
@@ -53,63 +90,76 @@ wait:
 				break wait
 			}
 			if serveDone == nil {
-				return ru.drained(start)
+				return drainEnd{clean: true}
 			}
 		case <-serveDone:
 			serveDone = nil
 			if drainDone == nil {
-				return ru.drained(start)
+				return drainEnd{clean: true}
 			}
-		case <-drainCtx.Done():
+		case <-ctx.Done():
 			break wait
 		case sig := <-ru.sigc:
-			if ru.toForce--; ru.toForce > 0 {
-				ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
-					slog.String("signal", sig.String()))
-				continue
+			if forced = ru.forcedBy(sig, start); forced {
+				cancel()
+				break wait
 			}
-			ru.log(slog.LevelWarn, `lameduck: received signal "{signal}" again after {elapsed}, during {stage}; ending the lame-duck period now`,
-				slog.String("signal", sig.String()), slog.String("stage", ru.drainStage()), slog.Duration("elapsed", time.Since(start)))
-			forced = true
-			ru.periodEnd = time.Now() // what is left of it is not the post-shutdown steps' either
-			cancelDrain()
-			break wait
 		}
 	}
+	end := drainEnd{ended: drainDone == nil, serving: serveDone != nil, forced: forced, ctxErr: ctx.Err()}
+	if end.ended {
+		end.err = drain.err
+	}
+	return end
+}
 
-	// drainDone is nil exactly when the drain had returned by now. The
-	// context's error now (before it is cancelled below) is what a late
-	// Shutdown may return as its own: DeadlineExceeded, or Canceled after a
-	// second signal.
-	ended, ctxErr := drainDone == nil, drainCtx.Err()
-	// Rule 5: DeadlineExceeded from Shutdown, wrapped or not, is an expiry.
-	failed := ended && drain.err != nil && !errors.Is(drain.err, context.DeadlineExceeded)
+// forcedBy counts sig, received during the drain, and reports whether it
+// ends the period now (rule 7).
+func (ru *run) forcedBy(sig os.Signal, start time.Time) bool {
+	if ru.toForce--; ru.toForce > 0 {
+		ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
+			slog.String("signal", sig.String()))
+		return false
+	}
+	ru.log(slog.LevelWarn, `lameduck: received signal "{signal}" again after {elapsed}, during {stage}; ending the lame-duck period now`,
+		slog.String("signal", sig.String()), slog.String("stage", ru.drainStage()), slog.Duration("elapsed", time.Since(start)))
+	ru.periodEnd = time.Now() // what is left of it is not the post-shutdown steps' either
+	return true
+}
+
+// logEnd logs how a drain that did not finish cleanly ended: Shutdown
+// failed or gave up, or the period ran out (a second signal has logged
+// itself).
+func (ru *run) logEnd(end drainEnd) {
 	switch {
-	case failed:
-		ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", drain.err))
-	case forced:
-	case ended && ctxErr == nil:
-		ru.log(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended: {error}", slog.Any("error", drain.err))
-	case ended && serveDone != nil && drain.err == nil:
+	case end.failed():
+		ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", end.err))
+	case end.forced:
+	case end.ended && end.ctxErr == nil:
+		ru.log(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended: {error}", slog.Any("error", end.err))
+	case end.ended && end.serving && end.err == nil:
 		ru.expired("Serve (Shutdown had returned)")
 	default:
 		ru.expired(ru.drainStage())
 	}
-	cancelDrain()
+}
 
+// closeAfterDrain calls Close after a drain that did not finish cleanly and
+// returns Run's LameDuckError.
+func (ru *run) closeAfterDrain(drain *task, end drainEnd) error {
 	closing, stuck := ru.closeAndWait(drain)
-	if !ended {
+	if !end.ended {
 		// What a Shutdown still running at the period returned within the
 		// grace is reported too, unless it is only the context's error.
-		if err := withoutOwnErrs(drain.result(), ctxErr); err != nil {
+		if err := withoutOwnErrs(drain.result(), end.ctxErr); err != nil {
 			ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", err))
 		}
 	}
-	err := ru.stopErrors(drain, ctxErr, closing, stuck)
-	if failed {
+	err := ru.stopErrors(drain, end.ctxErr, closing, stuck)
+	if end.failed() {
 		return &LameDuckError{Err: err}
 	}
-	return &LameDuckError{Expired: true, Forced: forced, Err: err}
+	return &LameDuckError{Expired: true, Forced: end.forced, Err: err}
 }
 
 // drained ends a drain that finished within the period. Run returns nil,
