@@ -3,21 +3,11 @@ package lameduck
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"time"
 )
-
-// closeGrace is the default of [CloseGrace]: how long a Runner waits, after
-// calling Close, for Close, Serve and the drain (a pre-shutdown step or
-// Shutdown) to return. A well-behaved Server needs far less. One whose
-// methods ignore Close would otherwise hang Run for ever; once the grace has
-// passed, Run returns an error that names what is still running and leaves
-// its goroutines behind.
-const closeGrace = time.Second
 
 // lameDuck drains the Server after a trigger and decides what Run returns.
 func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
@@ -205,59 +195,6 @@ func (ru *run) drainStage() string {
 	return "Shutdown"
 }
 
-// closeAndWait cancels Serve's context, calls Close, and waits for Close, for
-// drain (when not nil) and for Serve to return, for at most closeGrace. It
-// returns Close's task, and an error naming what was still running when the
-// grace ran out (nil when nothing was).
-func (ru *run) closeAndWait(drain *task) (closing *task, stuck error) {
-	ru.cancelServe(ErrClosed)
-	closing = ru.spawn("Close", ru.r.svr.Close)
-	grace := time.NewTimer(ru.cfg.closeGrace)
-	defer grace.Stop()
-	type named struct {
-		t    *task
-		name func() string
-	}
-	tasks := []named{{closing, func() string { return "Close" }}}
-	if drain != nil {
-		tasks = append(tasks, named{drain, func() string { return ru.drainStage() }})
-	}
-	tasks = append(tasks, named{ru.serve, func() string { return "Serve" }})
-wait:
-	for _, n := range tasks {
-		select {
-		case <-n.t.done:
-		case <-grace.C:
-			break wait
-		}
-	}
-
-	if closing.finished() {
-		if closing.err != nil {
-			ru.log(slog.LevelError, "lameduck: Close failed: {error}", slog.Any("error", closing.err))
-		} else {
-			ru.log(slog.LevelInfo, "lameduck: server closed")
-		}
-	}
-	var running []string
-	for _, n := range tasks {
-		if !n.t.finished() {
-			running = append(running, n.name())
-		}
-	}
-	if len(running) == 0 {
-		return closing, nil
-	}
-	list := strings.Join(running, ", ")
-	if i := strings.LastIndex(list, ", "); i >= 0 {
-		list = list[:i] + " and " + list[i+2:]
-	}
-	stuck = fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, ru.cfg.closeGrace)
-	ru.log(slog.LevelError, "lameduck: {running} did not return within {grace} of Close being called",
-		slog.String("running", list), slog.Duration("grace", ru.cfg.closeGrace))
-	return closing, stuck
-}
-
 // expired logs that the period ran out while stage was under way.
 func (ru *run) expired(stage string) {
 	tmpl := "lameduck: lame-duck period of {period} expired during {stage}"
@@ -268,71 +205,4 @@ func (ru *run) expired(stage string) {
 		attrs = append(attrs, slog.Duration("pre_shutdown", ru.stepsTook))
 	}
 	ru.log(slog.LevelWarn, tmpl, attrs...)
-}
-
-// failures joins the errors Serve returned (if it has) and those Servers
-// reported through Stop, leaving out a reported one that Serve's error
-// already contains, so that a Group or Worker failure is told once. It is
-// called once Run's result is settled, and ends Stop in the same step as
-// it takes the causes: a Stop that returned true is always reported.
-func (ru *run) failures() error {
-	serveErr := ru.serve.result()
-	ru.mu.Lock()
-	ru.ended = true
-	causes := slices.Clone(ru.causes)
-	ru.mu.Unlock()
-	var errs []error
-	for _, c := range causes {
-		if serveErr == nil || !errors.Is(serveErr, c) {
-			errs = append(errs, c)
-		}
-	}
-	return joinErrors(append(errs, serveErr)...)
-}
-
-// stopErrors is the Err of a LameDuckError (semantics 5 and 6): what
-// Shutdown returned (but its context's own error, ctxErr), the failures,
-// Close's error and what is stuck; nil when there was none of them. The
-// steps' errors are only logged (semantic 3): they did not stop the drain.
-func (ru *run) stopErrors(drain *task, ctxErr error, closing *task, stuck error) error {
-	return joinErrors(withoutOwnErrs(drain.result(), ctxErr), ru.failures(), closing.result(), stuck)
-}
-
-// withoutOwnErrs returns what Shutdown returned without the drain context's
-// own errors, which LameDuckError.Expired already reports: a
-// DeadlineExceeded (wrapped or not, as rule 5 counts it) or ctxErr (the
-// cancellation by a second signal). From a joined error (a Group's
-// Shutdown) it keeps the rest.
-func withoutOwnErrs(err, ctxErr error) error {
-	if multi, ok := err.(interface{ Unwrap() []error }); ok {
-		var keep []error
-		for _, e := range multi.Unwrap() {
-			if e = withoutOwnErrs(e, ctxErr); e != nil {
-				keep = append(keep, e)
-			}
-		}
-		if len(keep) == len(multi.Unwrap()) {
-			return err
-		}
-		return joinErrors(keep...)
-	}
-	if errors.Is(err, context.DeadlineExceeded) || (ctxErr != nil && errors.Is(err, ctxErr)) {
-		return nil
-	}
-	return err
-}
-
-// joinErrors is errors.Join, except that a single error is returned as it
-// is, so that errors.Is, == and its message are exactly the original's.
-func joinErrors(errs ...error) error {
-	var kept []error
-	for _, err := range errs {
-		if err != nil {
-			kept = append(kept, err)
-		}
-	}
-	if len(kept) == 1 {
-		return kept[0]
-	}
-	return errors.Join(kept...)
 }
