@@ -119,7 +119,7 @@ func TestFromHTTPEdges(t *testing.T) {
 }
 
 // An *http.Server that was shut down before cannot serve again: Run says so
-// instead of returning nil having served nothing (SPEC rule 12).
+// instead of returning nil having served nothing (rule 12).
 func TestFromHTTPServerAlreadyStopped(t *testing.T) {
 	for name, stop := range map[string]func(*http.Server){
 		"shut down": func(s *http.Server) { s.Shutdown(context.Background()) },
