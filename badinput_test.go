@@ -14,7 +14,7 @@ import (
 
 func okServe(context.Context) error { return nil }
 
-// TestBadInput covers semantic 12's invalid arguments: each gets an error
+// TestBadInput covers rule 12's invalid arguments: each gets an error
 // that starts with "lameduck: ", from NewRunner before anything runs.
 func TestBadInput(t *testing.T) {
 	next := func(context.Context) (int, error) { return 0, nil }
@@ -37,7 +37,7 @@ func TestBadInput(t *testing.T) {
 		{"FromWorker with a nil handle", FromWorker(next, nil), nil, "lameduck: FromWorker: handle is nil"},
 		{"FromWorker with zero concurrency", FromWorker(next, handle, Concurrency(0)), nil, "lameduck: Concurrency must be at least 1, got 0"},
 		{"FromWorker with a nil option", FromWorker(next, handle, nil), nil, "lameduck: FromWorker: option 0 is nil"},
-		// CONTRACT.md rule 12: zero-value helpers and empty Groups.
+		// Zero-value helpers and empty Groups (rule 12).
 		{"a zero-value Worker", &Worker[int]{}, nil, "lameduck: Worker not made by FromWorker"},
 		{"a Group without members", Group(), nil, "lameduck: Group has no members"},
 		{"a ParallelGroup without members", ParallelGroup(), nil, "lameduck: ParallelGroup has no members"},
@@ -79,7 +79,7 @@ func TestBadRunCalls(t *testing.T) {
 		if err := r.Run(context.Background()); err != nil {
 			t.Fatalf("first Run: %v", err)
 		}
-		if err := r.Run(context.Background()); err == nil || err.Error() != "lameduck: Runner.Run called more than once" {
+		if err := r.Run(context.Background()); err == nil || err.Error() != "lameduck: Runner's Run called more than once" {
 			t.Errorf("second Run = %v", err)
 		}
 	})
@@ -120,7 +120,7 @@ func TestBadRunCalls(t *testing.T) {
 	})
 }
 
-// TestPanics covers semantic 12's panics: each becomes an error.
+// TestPanics covers rule 12's panics: each becomes an error.
 func TestPanics(t *testing.T) {
 	boom := errors.New("boom")
 	cases := []struct {
@@ -170,7 +170,7 @@ func TestPanics(t *testing.T) {
 	}
 }
 
-// TestStuckServer covers the end of semantic 5: methods that never return
+// TestStuckServer covers the end of rule 5: methods that never return
 // cannot hold Run past the period and the close grace.
 func TestStuckServer(t *testing.T) {
 	cases := []struct {

@@ -3,36 +3,39 @@ package lameduck
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
+	"os"
 	"slices"
-	"strings"
 	"time"
 )
 
-// closeGrace is the default of [CloseGrace]: how long a Runner waits, after
-// calling Close, for Close, Serve and the drain (a pre-shutdown step or
-// Shutdown) to return. A well-behaved Server needs far less. One whose
-// methods ignore Close would otherwise hang Run for ever; once the grace has
-// passed, Run returns an error that names what is still running and leaves
-// its goroutines behind.
-const closeGrace = time.Second
-
 // lameDuck drains the Server after a trigger and decides what Run returns.
 func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
-	start := time.Now()
-	ru.periodEnd = start.Add(ru.cfg.period)
-	ru.r.state.Store(int32(StateLameDuck))
-	close(ru.r.lameDuck)
-	ru.log(slog.LevelInfo, "lameduck: "+trig.tmpl+"; entering lame-duck mode for up to {period}",
-		append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period))...)
-
+	start := ru.beginLameDuck(trig)
 	// The drain keeps Run's values but not its cancellation: a cancelled
 	// context would make Shutdown give up at once instead of draining.
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), ru.cfg.period)
 	defer cancelDrain()
 	drain := ru.spawn("drain", func() error { return ru.drain(drainCtx, start) })
 
+	end := ru.awaitDrain(drainCtx, cancelDrain, drain, start)
+	if end.clean {
+		return ru.drained(start)
+	}
+	ru.logEnd(end)
+	cancelDrain()
+	return ru.closeAfterDrain(drain, end)
+}
+
+// beginLameDuck moves the Runner into lame-duck mode, logs the trigger and
+// returns the time the period began.
+func (ru *run) beginLameDuck(trig trigger) time.Time {
+	start := time.Now()
+	ru.periodEnd = start.Add(ru.cfg.period)
+	ru.r.life.stop(phaseStopping)
+	close(ru.r.lameDuck)
+	ru.log(slog.LevelInfo, "lameduck: "+trig.tmpl+"; entering lame-duck mode for up to {period}",
+		append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period))...)
 	// After a signal began lame-duck mode, the next one forces the end.
 	// After a context or a Stop began it, the first signal is only the
 	// first (rule 7): one SIGTERM that reached both a signal.NotifyContext
@@ -40,6 +43,30 @@ func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 	if trig.signal != nil {
 		ru.toForce = 1
 	}
+	return start
+}
+
+// drainEnd is how the wait for a drain ended.
+type drainEnd struct {
+	clean   bool  // the drain returned nil and Serve returned: the rest is moot
+	ended   bool  // the drain had returned
+	err     error // what the drain returned, when it had
+	serving bool  // Serve had not returned
+	forced  bool  // a second signal ended the period
+	ctxErr  error // the drain context's error when the wait ended
+}
+
+// failed reports whether Shutdown failed (rule 6), rather than running out
+// of time: DeadlineExceeded from Shutdown, wrapped or not, is an expiry
+// (rule 5).
+func (e drainEnd) failed() bool {
+	return e.ended && e.err != nil && !errors.Is(e.err, context.DeadlineExceeded)
+}
+
+// awaitDrain waits until the drain and Serve have both returned, the drain
+// has failed, the period has ended, or a second signal ends it at once
+// (rule 7), which cancels ctx.
+func (ru *run) awaitDrain(ctx context.Context, cancel context.CancelFunc, drain *task, start time.Time) drainEnd {
 	// Local copies, set to nil once seen, so the select stops waiting for
 	// what has already happened; the tasks keep their results.
 	serveDone, drainDone := ru.serve.done, drain.done
@@ -53,63 +80,76 @@ wait:
 				break wait
 			}
 			if serveDone == nil {
-				return ru.drained(start)
+				return drainEnd{clean: true}
 			}
 		case <-serveDone:
 			serveDone = nil
 			if drainDone == nil {
-				return ru.drained(start)
+				return drainEnd{clean: true}
 			}
-		case <-drainCtx.Done():
+		case <-ctx.Done():
 			break wait
 		case sig := <-ru.sigc:
-			if ru.toForce--; ru.toForce > 0 {
-				ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
-					slog.String("signal", sig.String()))
-				continue
+			if forced = ru.forcedBy(sig, start); forced {
+				cancel()
+				break wait
 			}
-			ru.log(slog.LevelWarn, `lameduck: received signal "{signal}" again after {elapsed}, during {stage}; ending the lame-duck period now`,
-				slog.String("signal", sig.String()), slog.String("stage", ru.drainStage()), slog.Duration("elapsed", time.Since(start)))
-			forced = true
-			ru.periodEnd = time.Now() // what is left of it is not the post-shutdown steps' either
-			cancelDrain()
-			break wait
 		}
 	}
+	end := drainEnd{ended: drainDone == nil, serving: serveDone != nil, forced: forced, ctxErr: ctx.Err()}
+	if end.ended {
+		end.err = drain.err
+	}
+	return end
+}
 
-	// drainDone is nil exactly when the drain had returned by now. The
-	// context's error now (before it is cancelled below) is what a late
-	// Shutdown may return as its own: DeadlineExceeded, or Canceled after a
-	// second signal.
-	ended, ctxErr := drainDone == nil, drainCtx.Err()
-	// Rule 5: DeadlineExceeded from Shutdown, wrapped or not, is an expiry.
-	failed := ended && drain.err != nil && !errors.Is(drain.err, context.DeadlineExceeded)
+// forcedBy counts sig, received during the drain, and reports whether it
+// ends the period now (rule 7).
+func (ru *run) forcedBy(sig os.Signal, start time.Time) bool {
+	if ru.toForce--; ru.toForce > 0 {
+		ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
+			slog.String("signal", sig.String()))
+		return false
+	}
+	ru.log(slog.LevelWarn, `lameduck: received signal "{signal}" again after {elapsed}, during {stage}; ending the lame-duck period now`,
+		slog.String("signal", sig.String()), slog.String("stage", ru.drainStage()), slog.Duration("elapsed", time.Since(start)))
+	ru.periodEnd = time.Now() // what is left of it is not the post-shutdown steps' either
+	return true
+}
+
+// logEnd logs how a drain that did not finish cleanly ended: Shutdown
+// failed or gave up, or the period ran out (a second signal has logged
+// itself).
+func (ru *run) logEnd(end drainEnd) {
 	switch {
-	case failed:
-		ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", drain.err))
-	case forced:
-	case ended && ctxErr == nil:
-		ru.log(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended: {error}", slog.Any("error", drain.err))
-	case ended && serveDone != nil && drain.err == nil:
+	case end.failed():
+		ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", end.err))
+	case end.forced:
+	case end.ended && end.ctxErr == nil:
+		ru.log(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended: {error}", slog.Any("error", end.err))
+	case end.ended && end.serving && end.err == nil:
 		ru.expired("Serve (Shutdown had returned)")
 	default:
 		ru.expired(ru.drainStage())
 	}
-	cancelDrain()
+}
 
+// closeAfterDrain calls Close after a drain that did not finish cleanly and
+// returns Run's LameDuckError.
+func (ru *run) closeAfterDrain(drain *task, end drainEnd) error {
 	closing, stuck := ru.closeAndWait(drain)
-	if !ended {
+	if !end.ended {
 		// What a Shutdown still running at the period returned within the
 		// grace is reported too, unless it is only the context's error.
-		if err := withoutOwnErrs(drain.result(), ctxErr); err != nil {
+		if err := withoutOwnErrs(drain.result(), end.ctxErr); err != nil {
 			ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", err))
 		}
 	}
-	err := ru.stopErrors(drain, ctxErr, closing, stuck)
-	if failed {
+	err := ru.stopErrors(drain, end.ctxErr, closing, stuck)
+	if end.failed() {
 		return &LameDuckError{Err: err}
 	}
-	return &LameDuckError{Expired: true, Forced: forced, Err: err}
+	return &LameDuckError{Expired: true, Forced: end.forced, Err: err}
 }
 
 // drained ends a drain that finished within the period. Run returns nil,
@@ -155,59 +195,6 @@ func (ru *run) drainStage() string {
 	return "Shutdown"
 }
 
-// closeAndWait cancels Serve's context, calls Close, and waits for Close, for
-// drain (when not nil) and for Serve to return, for at most closeGrace. It
-// returns Close's task, and an error naming what was still running when the
-// grace ran out (nil when nothing was).
-func (ru *run) closeAndWait(drain *task) (closing *task, stuck error) {
-	ru.cancelServe(ErrClosed)
-	closing = ru.spawn("Close", ru.r.svr.Close)
-	grace := time.NewTimer(ru.cfg.closeGrace)
-	defer grace.Stop()
-	type named struct {
-		t    *task
-		name func() string
-	}
-	tasks := []named{{closing, func() string { return "Close" }}}
-	if drain != nil {
-		tasks = append(tasks, named{drain, func() string { return ru.drainStage() }})
-	}
-	tasks = append(tasks, named{ru.serve, func() string { return "Serve" }})
-wait:
-	for _, n := range tasks {
-		select {
-		case <-n.t.done:
-		case <-grace.C:
-			break wait
-		}
-	}
-
-	if closing.finished() {
-		if closing.err != nil {
-			ru.log(slog.LevelError, "lameduck: Close failed: {error}", slog.Any("error", closing.err))
-		} else {
-			ru.log(slog.LevelInfo, "lameduck: server closed")
-		}
-	}
-	var running []string
-	for _, n := range tasks {
-		if !n.t.finished() {
-			running = append(running, n.name())
-		}
-	}
-	if len(running) == 0 {
-		return closing, nil
-	}
-	list := strings.Join(running, ", ")
-	if i := strings.LastIndex(list, ", "); i >= 0 {
-		list = list[:i] + " and " + list[i+2:]
-	}
-	stuck = fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, ru.cfg.closeGrace)
-	ru.log(slog.LevelError, "lameduck: {running} did not return within {grace} of Close being called",
-		slog.String("running", list), slog.Duration("grace", ru.cfg.closeGrace))
-	return closing, stuck
-}
-
 // expired logs that the period ran out while stage was under way.
 func (ru *run) expired(stage string) {
 	tmpl := "lameduck: lame-duck period of {period} expired during {stage}"
@@ -218,71 +205,4 @@ func (ru *run) expired(stage string) {
 		attrs = append(attrs, slog.Duration("pre_shutdown", ru.stepsTook))
 	}
 	ru.log(slog.LevelWarn, tmpl, attrs...)
-}
-
-// failures joins the errors Serve returned (if it has) and those Servers
-// reported through Stop, leaving out a reported one that Serve's error
-// already contains, so that a Group or Worker failure is told once. It is
-// called once Run's result is settled, and ends Stop in the same step as
-// it takes the causes: a Stop that returned true is always reported.
-func (ru *run) failures() error {
-	serveErr := ru.serve.result()
-	ru.mu.Lock()
-	ru.ended = true
-	causes := slices.Clone(ru.causes)
-	ru.mu.Unlock()
-	var errs []error
-	for _, c := range causes {
-		if serveErr == nil || !errors.Is(serveErr, c) {
-			errs = append(errs, c)
-		}
-	}
-	return joinErrors(append(errs, serveErr)...)
-}
-
-// stopErrors is the Err of a LameDuckError (semantics 5 and 6): what
-// Shutdown returned (but its context's own error, ctxErr), the failures,
-// Close's error and what is stuck; nil when there was none of them. The
-// steps' errors are only logged (semantic 3): they did not stop the drain.
-func (ru *run) stopErrors(drain *task, ctxErr error, closing *task, stuck error) error {
-	return joinErrors(withoutOwnErrs(drain.result(), ctxErr), ru.failures(), closing.result(), stuck)
-}
-
-// withoutOwnErrs returns what Shutdown returned without the drain context's
-// own errors, which LameDuckError.Expired already reports: a
-// DeadlineExceeded (wrapped or not, as rule 5 counts it) or ctxErr (the
-// cancellation by a second signal). From a joined error (a Group's
-// Shutdown) it keeps the rest.
-func withoutOwnErrs(err, ctxErr error) error {
-	if multi, ok := err.(interface{ Unwrap() []error }); ok {
-		var keep []error
-		for _, e := range multi.Unwrap() {
-			if e = withoutOwnErrs(e, ctxErr); e != nil {
-				keep = append(keep, e)
-			}
-		}
-		if len(keep) == len(multi.Unwrap()) {
-			return err
-		}
-		return joinErrors(keep...)
-	}
-	if errors.Is(err, context.DeadlineExceeded) || (ctxErr != nil && errors.Is(err, ctxErr)) {
-		return nil
-	}
-	return err
-}
-
-// joinErrors is errors.Join, except that a single error is returned as it
-// is, so that errors.Is, == and its message are exactly the original's.
-func joinErrors(errs ...error) error {
-	var kept []error
-	for _, err := range errs {
-		if err != nil {
-			kept = append(kept, err)
-		}
-	}
-	if len(kept) == 1 {
-		return kept[0]
-	}
-	return errors.Join(kept...)
 }

@@ -14,7 +14,7 @@ import (
 
 type ctxKey struct{}
 
-// TestDrainContext covers semantic 3: the drain context keeps Run's values,
+// TestDrainContext covers rule 3: the drain context keeps Run's values,
 // not its cancellation, and ends at trigger time + period.
 func TestDrainContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -61,7 +61,7 @@ func TestDrainContext(t *testing.T) {
 	})
 }
 
-// TestPreShutdownSteps covers semantic 3's steps: they run in order before
+// TestPreShutdownSteps covers rule 3's steps: they run in order before
 // Shutdown, a failure does not stop the drain, and they share its budget.
 func TestPreShutdownSteps(t *testing.T) {
 	t.Run("steps run in order before Shutdown and a failing step does not stop the drain", func(t *testing.T) {
@@ -155,7 +155,7 @@ func TestPreShutdownSteps(t *testing.T) {
 	})
 }
 
-// TestServeContext covers semantic 10.
+// TestServeContext covers rule 10.
 func TestServeContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		for _, expire := range []bool{false, true} {

@@ -46,19 +46,20 @@ func Group(servers ...Server) Server { return newGroup(false, servers) }
 func ParallelGroup(servers ...Server) Server { return newGroup(true, servers) }
 
 type group struct {
-	members  []Server
+	name     string   // "Group" or "ParallelGroup"
+	members  []Server // in the order given
 	names    []string // members' names given with Member, "" for none
 	parallel bool
 	err      error // what was wrong with the members, if anything
 	ready    chan struct{}
-
-	mu       sync.Mutex
-	started  bool
-	stopping bool // Shutdown has been called
+	life     lifecycle
 }
 
 func newGroup(parallel bool, servers []Server) *group {
-	g := &group{members: make([]Server, len(servers)), names: make([]string, len(servers)), parallel: parallel, ready: make(chan struct{})}
+	g := &group{name: "Group", members: make([]Server, len(servers)), names: make([]string, len(servers)), parallel: parallel, ready: make(chan struct{})}
+	if parallel {
+		g.name = "ParallelGroup"
+	}
 	for i, m := range servers {
 		if n, ok := m.(*namedServer); ok && n != nil {
 			g.names[i], m = n.name, n.Server
@@ -66,12 +67,8 @@ func newGroup(parallel bool, servers []Server) *group {
 		g.members[i] = m
 	}
 	if len(servers) == 0 {
-		name := "Group"
-		if parallel {
-			name = "ParallelGroup"
-		}
 		// An empty Group would return nil at once and look like a clean run.
-		g.err = fmt.Errorf("lameduck: %s has no members", name)
+		g.err = fmt.Errorf("lameduck: %s has no members", g.name)
 	}
 	for i, m := range g.members {
 		if err := checkServer(m); err != nil {
@@ -88,52 +85,45 @@ func (g *group) validate() error { return g.err }
 // member with a Ready method is ready.
 func (g *group) Ready() <-chan struct{} { return g.ready }
 
+// Serve starts every member's Serve and waits for all of them to return.
+// A stop that came before it does not keep it from starting them: each
+// member knows from its own Shutdown or Close that it must not serve.
 func (g *group) Serve(ctx context.Context) error {
 	if g.err != nil {
 		return g.err
 	}
-	g.mu.Lock()
-	if g.started {
-		g.mu.Unlock()
-		return errors.New("lameduck: Group's Serve called more than once")
+	if _, err := g.life.start(g.name + "'s Serve"); err != nil {
+		return err
 	}
-	g.started = true
-	g.mu.Unlock()
+	results, ready := g.startMembers(ctx)
+	return g.awaitMembers(ctx, results, ready)
+}
 
-	type result struct {
-		i   int
-		err error
-	}
-	results := make(chan result, len(g.members))
-	var pending []<-chan struct{} // members' Ready channels not yet closed
-	parent, _ := ctx.Value(stopKey{}).(stopper)
+// startMembers starts every member's Serve. Each sends what it returned on
+// results; ready follows the members' Ready channels.
+func (g *group) startMembers(ctx context.Context) (results <-chan memberResult, ready *allReady) {
+	c := make(chan memberResult, len(g.members))
+	ready = &allReady{ready: g.ready}
 	for i, m := range g.members {
-		mctx := ctx
-		if parent != nil {
-			mctx = context.WithValue(ctx, stopKey{}, memberStopper{parent, g, i})
-		}
-		go func() {
-			results <- result{i, call("Serve", func() error { return m.Serve(mctx) })}
-		}()
+		mctx := g.memberCtx(ctx, i)
+		go func() { c <- memberResult{i, call("Serve", func() error { return m.Serve(mctx) })} }()
 		if r, ok := m.(interface{ Ready() <-chan struct{} }); ok {
-			pending = append(pending, r.Ready())
+			ready.pending = append(ready.pending, r.Ready())
 		}
 	}
+	return c, ready
+}
 
+// awaitMembers waits for every member's Serve to return, closing the
+// Group's Ready channel on the way, and returns their failures. The first
+// failure stops the others.
+func (g *group) awaitMembers(ctx context.Context, results <-chan memberResult, ready *allReady) error {
 	var errs []error
 	closing := false
-	ready := g.ready
 	for left := len(g.members); left > 0; {
-		var next <-chan struct{}
-		if len(pending) > 0 {
-			next = pending[0]
-		} else if ready != nil {
-			close(ready)
-			ready = nil
-		}
 		select {
-		case <-next:
-			pending = pending[1:]
+		case <-ready.next():
+			ready.seen()
 		case r := <-results:
 			left--
 			if r.err == nil {
@@ -141,32 +131,69 @@ func (g *group) Serve(ctx context.Context) error {
 			}
 			err := g.named(r.i, r.err)
 			errs = append(errs, err)
-			if Stop(ctx, err) {
-				continue // the Runner drains the others gracefully
-			}
-			g.mu.Lock()
-			stopping := g.stopping
-			g.mu.Unlock()
-			if !closing && !stopping {
+			// A Runner drains the others gracefully. Without one nobody
+			// would, unless Shutdown or Close has begun: close them.
+			if !Stop(ctx, err) && !closing && g.life.phase() < phaseStopping {
 				closing = true
-				for j, m := range g.members {
-					if j != r.i {
-						_ = call("Close", m.Close)
-					}
-				}
+				g.closeAllBut(r.i)
 			}
 		}
 	}
 	return joinErrors(errs...)
 }
 
+// memberResult is what member i's Serve returned.
+type memberResult struct {
+	i   int
+	err error
+}
+
+// memberCtx is the context for member i's Serve: ctx, whose Stop names the
+// member in the cause when ctx came from a Runner.
+func (g *group) memberCtx(ctx context.Context, i int) context.Context {
+	parent, _ := ctx.Value(stopKey{}).(stopper)
+	if parent == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, stopKey{}, memberStopper{parent, g, i})
+}
+
+// closeAllBut closes every member but member i.
+func (g *group) closeAllBut(i int) {
+	for j, m := range g.members {
+		if j != i {
+			_ = call("Close", m.Close)
+		}
+	}
+}
+
+// allReady closes a Group's Ready channel once every member's has closed.
+type allReady struct {
+	pending []<-chan struct{} // members' Ready channels not yet seen closed
+	ready   chan struct{}     // the Group's; nil once closed
+}
+
+// next returns the member's channel to wait on next. Once none is left, it
+// closes the Group's and returns nil, a channel that never fires.
+func (a *allReady) next() <-chan struct{} {
+	if len(a.pending) > 0 {
+		return a.pending[0]
+	}
+	if a.ready != nil {
+		close(a.ready)
+		a.ready = nil
+	}
+	return nil
+}
+
+// seen drops the channel next returned, which has closed.
+func (a *allReady) seen() { a.pending = a.pending[1:] }
+
 func (g *group) Shutdown(ctx context.Context) error {
 	if g.err != nil {
 		return g.err
 	}
-	g.mu.Lock()
-	g.stopping = true
-	g.mu.Unlock()
+	g.life.stop(phaseStopping)
 	errs := make([]error, len(g.members))
 	shutdown := func(i int) {
 		errs[i] = g.named(i, call("Shutdown", func() error { return g.members[i].Shutdown(ctx) }))
@@ -189,97 +216,10 @@ func (g *group) Close() error {
 	if g.err != nil {
 		return g.err
 	}
+	g.life.stop(phaseClosed)
 	var errs []error
 	for i := len(g.members) - 1; i >= 0; i-- {
 		errs = append(errs, g.named(i, call("Close", g.members[i].Close)))
 	}
 	return errors.Join(errs...)
 }
-
-// named names member i in err, whatever err is: one the member returned,
-// a panic recovered here or inside the member (a Worker's handler), or a
-// nested Group's.
-func (g *group) named(i int, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &memberError{i: i, name: g.names[i], err: err}
-}
-
-// memberError is the error of a Group's member, named by its position and
-// by the name given with Member, if any.
-type memberError struct {
-	i    int
-	name string
-	err  error
-}
-
-func (e *memberError) Error() string {
-	return fmt.Sprintf("lameduck: %s: %s", e.label(), message(e.err))
-}
-
-// label names the member: "Group: server 1", or "Group: server 1 (api)".
-func (e *memberError) label() string {
-	if e.name != "" {
-		return fmt.Sprintf("Group: server %d (%s)", e.i, e.name)
-	}
-	return fmt.Sprintf("Group: server %d", e.i)
-}
-
-func (e *memberError) Unwrap() error { return e.err }
-
-// Is reports whether target is the same member's error for the same
-// failure, so that a failure a member reported through Stop and then
-// returned from Serve is told once.
-func (e *memberError) Is(target error) bool {
-	t, ok := target.(*memberError)
-	return ok && t.i == e.i && errors.Is(e.err, t.err)
-}
-
-// memberStopper is what a member's Serve context carries for Stop: it names
-// the member in the cause and passes the request on to the Runner.
-type memberStopper struct {
-	parent stopper
-	g      *group
-	i      int
-}
-
-func (m memberStopper) requestStop(cause error) bool {
-	return m.parent.requestStop(m.g.named(m.i, cause))
-}
-
-// Member names svr for the [Group] or [ParallelGroup] it is given to, so
-// that errors and the Runner's log say "server 1 (api)" rather than only
-// "server 1". Outside a Group it behaves exactly like svr.
-func Member(name string, svr Server) Server {
-	return &namedServer{name: name, Server: svr}
-}
-
-// namedServer is what Member returns; a Group takes it apart again.
-type namedServer struct {
-	name string
-	Server
-}
-
-func (n *namedServer) validate() error {
-	if err := checkServer(n.Server); err != nil {
-		return fmt.Errorf("lameduck: Member %q: %s", n.name, message(err))
-	}
-	return nil
-}
-
-// Ready is the named Server's own Ready, or a closed channel for a Server
-// without one, which is the same to a Runner or a Group: ready once Serve
-// has started.
-func (n *namedServer) Ready() <-chan struct{} {
-	if r, ok := n.Server.(interface{ Ready() <-chan struct{} }); ok {
-		return r.Ready()
-	}
-	return closedChan
-}
-
-var closedChan = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()

@@ -200,9 +200,9 @@ func sortedWithin(events []string) []string {
 }
 
 func TestGroupServe(t *testing.T) {
-	// Semantic 8 and the Group helper (CONTRACT.md): a member's failure is a
-	// graceful stop of the rest, with the pre-shutdown steps, and Run names
-	// the member.
+	// A member's failure is a graceful stop of the rest, with the
+	// pre-shutdown steps, and Run names the member (rule 8 and the Group
+	// helper).
 	t.Run("a member's failure drains the others after the pre-shutdown steps and Run names it", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			log := &eventLog{begin: time.Now()}

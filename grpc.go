@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 )
 
 // GRPCServer is the part of [*grpc.Server] that [FromGRPC] uses, so that this
@@ -46,23 +45,10 @@ func FromGRPC(s GRPCServer, ln net.Listener) Server {
 	return &grpcServer{s: s, ln: ln}
 }
 
-// grpcPhase is where a grpcServer is in its life. It moves forward only:
-// idle → serving → stopping, or idle → stoppedEarly → stopping.
-type grpcPhase int
-
-const (
-	grpcIdle         grpcPhase = iota // Serve not called, no stop asked for
-	grpcServing                       // Serve called, no stop asked for
-	grpcStoppedEarly                  // a stop came before Serve; ln is closed
-	grpcStopping                      // Serve called and a stop asked for (or Serve failed)
-)
-
 type grpcServer struct {
-	s  GRPCServer
-	ln net.Listener
-
-	mu    sync.Mutex
-	phase grpcPhase
+	s    GRPCServer
+	ln   net.Listener
+	life lifecycle
 }
 
 func (g *grpcServer) validate() error {
@@ -79,29 +65,15 @@ func (g *grpcServer) Serve(context.Context) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
-	g.mu.Lock()
-	phase := g.phase
-	switch phase {
-	case grpcIdle:
-		g.phase = grpcServing
-	case grpcStoppedEarly:
-		g.phase = grpcStopping
-	}
-	g.mu.Unlock()
-	switch phase {
-	case grpcStoppedEarly:
-		return nil
-	case grpcServing, grpcStopping:
-		return errors.New("lameduck: FromGRPC's Serve called more than once")
+	switch stopped, err := g.life.start("FromGRPC's Serve"); {
+	case err != nil:
+		return err
+	case stopped:
+		return nil // Shutdown or Close came first, and closed ln
 	}
 
 	err := g.s.Serve(g.ln)
-
-	g.mu.Lock()
-	asked := g.phase == grpcStopping
-	g.phase = grpcStopping
-	g.mu.Unlock()
-	if asked {
+	if g.life.stop(phaseStopping) >= phaseStopping {
 		// gRPC returns nil after a stop, or grpc.ErrServerStopped when the
 		// stop won the race with Serve's start; either way the server
 		// stopped because it was asked to.
@@ -114,17 +86,11 @@ func (g *grpcServer) Serve(context.Context) error {
 	return err
 }
 
-// stop records that a stop was asked for. If Serve has not begun, it closes
-// ln, which Serve will now never use.
-func (g *grpcServer) stop() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	switch g.phase {
-	case grpcIdle:
-		g.phase = grpcStoppedEarly
+// stop moves the server on to p. A stop that comes before Serve closes ln,
+// which Serve will now never use.
+func (g *grpcServer) stop(p phase) {
+	if g.life.stop(p) == phaseIdle {
 		g.ln.Close()
-	case grpcServing:
-		g.phase = grpcStopping
 	}
 }
 
@@ -132,7 +98,7 @@ func (g *grpcServer) Shutdown(ctx context.Context) error {
 	if err := g.validate(); err != nil {
 		return err
 	}
-	g.stop()
+	g.stop(phaseStopping)
 	graceful := make(chan struct{})
 	go func() {
 		// This goroutine may outlive Shutdown: after a Stop, GracefulStop
@@ -156,7 +122,7 @@ func (g *grpcServer) Close() error {
 	if err := g.validate(); err != nil {
 		return err
 	}
-	g.stop()
+	g.stop(phaseClosed)
 	g.s.Stop()
 	return nil
 }

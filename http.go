@@ -19,10 +19,10 @@ type HTTPServer struct {
 	bound    chan struct{} // closed once Serve has bound, or never will
 	draining chan struct{} // closed when Shutdown or Close begins (see Draining)
 
+	life lifecycle // stopped under mu, so that the books below change in step
+
 	mu       sync.Mutex
-	phase    phase
-	served   bool // Serve has been called (a second call is an error)
-	newGrace bool // the drain no longer waits for new connections that may be HTTP/2
+	newGrace bool // the drain has stopped waiting for new connections that may be HTTP/2
 	swept    bool // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
 	addr     net.Addr
 	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
@@ -35,22 +35,6 @@ type HTTPServer struct {
 	h2c      bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Serve before it accepts
 	userHook func(net.Conn, http.ConnState)
 }
-
-// phase is where an HTTPServer is in its life. It only moves forward:
-//
-//	idle → binding → serving → stopping → closed
-//
-// Shutdown moves it to stopping and Close to closed from any earlier phase;
-// a Serve that finds it at stopping or closed does not serve.
-type phase int
-
-const (
-	phaseIdle     phase = iota // Serve has not been called
-	phaseBinding               // Serve is binding the listener
-	phaseServing               // the accept loop runs
-	phaseStopping              // Shutdown has begun: the drain
-	phaseClosed                // Close has been called
-)
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
 // or ":https" with TLS, when it is empty), so [HTTPServer.Addr] can report the
@@ -183,18 +167,11 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	h.mu.Lock()
-	p, again := h.phase, h.served
-	h.served = true
-	if p == phaseIdle {
-		h.phase = phaseBinding
-	}
-	h.mu.Unlock()
-	switch {
-	case again:
-		return errors.New("lameduck: HTTPServer.Serve called more than once; make a new HTTPServer to serve again")
-	case p != phaseIdle:
-		return nil // stopped before it started; Shutdown or Close closed the bound channel
+	switch stopped, err := h.life.start("HTTPServer's Serve"); {
+	case err != nil:
+		return err
+	case stopped:
+		return nil // Shutdown or Close came first, and closed the bound channel
 	}
 	tls := h.useTLS()
 	// Everything is wrapped before the port opens, so that no connection
@@ -327,29 +304,21 @@ func (h *HTTPServer) settle(ln net.Listener) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer close(h.bound)
-	if ln == nil || h.phase != phaseBinding {
+	if ln == nil || h.life.phase() != phaseServing {
 		return false
 	}
-	h.phase = phaseServing
 	h.addr = ln.Addr()
 	return true
 }
 
-func (h *HTTPServer) stopped() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.phase >= phaseStopping
-}
+func (h *HTTPServer) stopped() bool { return h.life.phase() >= phaseStopping }
 
 // stop moves the server to p (stopping or closed) and reports the phase it
 // was in. The first call also tells streaming handlers (Draining).
 func (h *HTTPServer) stop(p phase) (was phase) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	was = h.phase
-	if was < p {
-		h.phase = p
-	}
+	was = h.life.stop(p)
 	if was < phaseStopping {
 		close(h.draining)
 		if was == phaseIdle {

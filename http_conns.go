@@ -1,12 +1,8 @@
 package lameduck
 
 import (
-	"context"
-	"crypto/tls"
-	"log"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -15,7 +11,8 @@ import (
 // which is what lets Shutdown return as soon as the last response is out
 // without cutting any off. Each accepted connection is wrapped in a conn,
 // which carries what the server knows of it, so that a ConnState event or a
-// handler call takes the server's lock once and looks nothing up.
+// handler call takes the server's lock once and looks nothing up. The
+// hooks through which net/http reports those events are in http_hooks.go.
 
 // listener wraps the listener Serve serves on, so that every connection
 // net/http gets is a *conn.
@@ -40,7 +37,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	lc := &conn{Conn: c, h: l.h}
 	l.h.mu.Lock()
 	defer l.h.mu.Unlock()
-	if l.h.phase >= phaseClosed {
+	if l.h.life.phase() >= phaseClosed {
 		c.Close()
 		return nil, net.ErrClosed
 	}
@@ -113,7 +110,7 @@ func (c *conn) Close() error {
 	}
 	h := c.h
 	h.mu.Lock()
-	gentle := h.phase == phaseStopping && !c.hijacked && canCloseWrite(c.Conn)
+	gentle := h.life.phase() == phaseStopping && !c.hijacked && canCloseWrite(c.Conn)
 	if gentle {
 		c.lingering = true
 		h.lingers.Add(1)
@@ -173,7 +170,7 @@ func (c *conn) isH2() bool {
 
 // recount updates c's place in h.holding. The caller holds h.mu.
 func (h *HTTPServer) recount(c *conn) {
-	if h.phase != phaseStopping {
+	if h.life.phase() != phaseStopping {
 		return // counted by the drain when it begins (see drain)
 	}
 	if held := c.holds(); held != c.held {
@@ -184,158 +181,6 @@ func (h *HTTPServer) recount(c *conn) {
 			h.holding--
 		}
 	}
-	h.checkQuiet()
-}
-
-// wrap installs the server's hooks: ConnState, the handler and the base
-// context. Serve calls it once, before the port opens.
-func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
-	h.userHook = h.srv.ConnState
-	h.srv.ConnState = h.connState
-
-	inner := h.srv.Handler
-	if inner == nil {
-		inner = http.DefaultServeMux
-	}
-	h.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.enter(r)
-		defer h.leave()
-		inner.ServeHTTP(w, r)
-	})
-
-	base := h.srv.BaseContext
-	h.srv.BaseContext = func(ln net.Listener) context.Context {
-		bctx := ctx
-		if base != nil {
-			bctx = base(ln)
-		}
-		bctx = context.WithValue(bctx, drainingKey{}, h.draining)
-		// net/http asks for the base context once its set-up has passed,
-		// just before it accepts: from here on the port is served.
-		h.readied.Do(func() { close(h.ready) })
-		return bctx
-	}
-
-	h.h2c = !useTLS && h.srv.Protocols != nil && h.srv.Protocols.UnencryptedHTTP2()
-
-	if useTLS {
-		// A TLS connection that has not made a request yet reports no
-		// state after StateNew whether it speaks HTTP/1 or HTTP/2, and its
-		// negotiated protocol cannot be read without racing its handshake.
-		// Its ClientHello tells: net/http prefers h2 when both sides offer it.
-		cfg := h.srv.TLSConfig.Clone()
-		user := cfg.GetConfigForClient
-		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			var chosen *tls.Config
-			var err error
-			if user != nil {
-				chosen, err = user(hello)
-			}
-			if c, ok := hello.Conn.(*conn); ok {
-				// The config the handshake uses decides: net/http's own
-				// (h2 when HTTP/2 is set up), or the one returned here.
-				_, speaks := h.srv.TLSNextProto["h2"] // set up before the port opens, or by ServeTLS before it accepts
-				if chosen != nil {
-					speaks = slices.Contains(chosen.NextProtos, "h2")
-				}
-				c.offeredH2.Store(speaks && slices.Contains(hello.SupportedProtos, "h2"))
-			}
-			return chosen, err
-		}
-		h.srv.TLSConfig = cfg
-	}
-}
-
-// connState follows one connection's state; net/http calls it through
-// srv.ConnState, from the connection's own goroutine, one event at a time.
-func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
-	if c := rawConn(nc); c != nil {
-		if tc, ok := nc.(*tls.Conn); ok && (st == http.StateActive || st == http.StateIdle) && c.tlsProto.Load() == 0 {
-			// Reading the negotiated protocol is safe here: a TLS
-			// connection reports Active or Idle only after its handshake.
-			p := int32(tlsHTTP1)
-			if tc.ConnectionState().NegotiatedProtocol == "h2" {
-				p = tlsHTTP2
-			}
-			c.tlsProto.Store(p)
-		}
-		closeNow, missed := false, false
-		h.mu.Lock()
-		c.state = st
-		switch st {
-		case http.StateHijacked:
-			c.hijacked = true
-			h.forget(c)
-		case http.StateClosed:
-			if !c.lingering {
-				h.forget(c)
-			}
-		default:
-			h.recount(c)
-			closeNow = h.phase == phaseStopping && st == http.StateIdle && !c.isH2()
-			if st != http.StateNew && !c.h2Served && c.isH2() {
-				// HTTP/2 reports a connection's first state after it has
-				// put it on the list its GOAWAY sweep goes through. If the
-				// drain's sweep may have gone through the list before, it
-				// may have missed this one: sweep again.
-				c.h2Served = true
-				missed = h.swept
-			}
-		}
-		h.mu.Unlock()
-		if closeNow {
-			nc.Close() // an HTTP/1 connection that went idle during the drain
-		}
-		if missed {
-			h.sweepHTTP2()
-		}
-	}
-	if h.userHook != nil {
-		h.userHook(nc, st)
-	}
-}
-
-// rawConn returns the *conn under nc, which net/http hands to ConnState
-// either as it was accepted or inside a *tls.Conn.
-func rawConn(nc net.Conn) *conn {
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	c, _ := nc.(*conn)
-	return c
-}
-
-func (h *HTTPServer) enter(r *http.Request) {
-	h.mu.Lock()
-	h.handlers++
-	warn := !h.warned && isH2Preface(r)
-	if warn {
-		h.warned = true
-	}
-	h.mu.Unlock()
-	if warn {
-		logf := log.Printf
-		if h.srv.ErrorLog != nil {
-			logf = h.srv.ErrorLog.Printf
-		}
-		logf("lameduck: a handler got an HTTP/2 preface (\"PRI *\"): if it serves h2c " +
-			"(x/net's h2c.NewHandler), the drain cannot send that connection a GOAWAY and waits " +
-			"for its client to hang up; enable srv.Protocols.SetUnencryptedHTTP2(true) instead, or " +
-			"call http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler")
-	}
-}
-
-// isH2Preface reports whether r is an HTTP/2 client's preface handed to the
-// handler as a "PRI *" request, which net/http does when it does not serve
-// h2c itself, so that a handler such as x/net's h2c.NewHandler can.
-func isH2Preface(r *http.Request) bool {
-	return r.Method == "PRI" && r.RequestURI == "*" && r.ProtoMajor == 2
-}
-
-func (h *HTTPServer) leave() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.handlers--
 	h.checkQuiet()
 }
 
@@ -369,7 +214,7 @@ func (h *HTTPServer) checkQuiet() {
 func (h *HTTPServer) Track(conn net.Conn) (release func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.phase == phaseClosed {
+	if h.life.phase() == phaseClosed {
 		conn.Close()
 		return func() {}
 	}

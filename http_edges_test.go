@@ -119,7 +119,7 @@ func TestFromHTTPEdges(t *testing.T) {
 }
 
 // An *http.Server that was shut down before cannot serve again: Run says so
-// instead of returning nil having served nothing (SPEC rule 12).
+// instead of returning nil having served nothing (rule 12).
 func TestFromHTTPServerAlreadyStopped(t *testing.T) {
 	for name, stop := range map[string]func(*http.Server){
 		"shut down": func(s *http.Server) { s.Shutdown(context.Background()) },
@@ -306,7 +306,7 @@ func TestFromHTTPServesOnce(t *testing.T) {
 		t.Fatalf("first Run = %v", err)
 	}
 	err := Run(context.Background(), hs, WithoutLogger(), Signals())
-	if err == nil || !strings.Contains(err.Error(), "lameduck: HTTPServer.Serve called more than once") {
+	if err == nil || !strings.Contains(err.Error(), "lameduck: HTTPServer's Serve called more than once") {
 		t.Errorf("second Run = %v, want the Serve-called-more-than-once error", err)
 	}
 }

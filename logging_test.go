@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestLogging covers semantic 14: each phase is logged once.
+// TestLogging covers rule 14: each phase is logged once.
 func TestLogging(t *testing.T) {
 	const serving = `lameduck: serving; lame-duck mode begins on "interrupt", "terminated", context cancellation`
 	cases := []struct {
@@ -173,7 +173,7 @@ func TestWithSlog(t *testing.T) {
 				` text=lameduck: received signal "terminated"; entering lame-duck mode for up to 3s`,
 			"WARN lameduck: {stage} failed: {error} stage=pre-shutdown step 1 of 1 step=1 steps=1 error=no registry" +
 				" text=lameduck: pre-shutdown step 1 of 1 failed: no registry",
-			// Rule 14: pre-shutdown time apart from drain time.
+			// The pre-shutdown steps' time apart from the drain's (rule 14).
 			"INFO lameduck: drained in {took} (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown}) took=1.5s pre_shutdown=0s shutdown=1.5s" +
 				" text=lameduck: drained in 1.5s (pre-shutdown steps 0s, Shutdown 1.5s)",
 		},

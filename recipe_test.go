@@ -14,8 +14,8 @@ import (
 // exactly as written — a buffered jobs channel, FromWorker(ChanSource(jobs),
 // process, Concurrency(4)), an HTTP front end that answers 202 once a job is
 // queued, Group(worker, front) — on a real loopback socket under load, and
-// stops it with SIGTERM 50 times. Rule 15 and the FromWorker helper: every
-// job answered 202 is processed, exactly once, and Run returns nil.
+// stops it with SIGTERM 50 times. Every job answered 202 is processed,
+// exactly once, and Run returns nil (rule 15 and the FromWorker helper).
 func TestRecipeLosesNoAcceptedJob(t *testing.T) {
 	rounds := 50
 	if testing.Short() {

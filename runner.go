@@ -19,7 +19,8 @@ type Runner struct {
 	cfg      config
 	ready    chan struct{}
 	lameDuck chan struct{} // closed when lame-duck mode begins
-	state    atomic.Int32  // a State; Run moves it on from StateNotStarted once
+	life     lifecycle     // Run starts it, lame-duck mode stops it, Run's return closes it
+	failed   atomic.Bool   // Run returned an error; set before life is closed
 }
 
 // NewRunner checks svr and options and returns a Runner for them. It fails,
@@ -98,8 +99,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		return errors.New("lameduck: Runner not made by NewRunner")
 	case ctx == nil:
 		return errors.New("lameduck: Run called with a nil Context")
-	case !r.state.CompareAndSwap(int32(StateNotStarted), int32(StateRunning)):
-		return errors.New("lameduck: Runner.Run called more than once")
+	}
+	if _, err := r.life.start("Runner's Run"); err != nil {
+		return err
 	}
 	ru := &run{r: r, cfg: &r.cfg, sigc: make(chan os.Signal, 2), stopAsked: make(chan struct{}), toForce: 2}
 	ru.pre.kind, ru.pre.list = "pre-shutdown", r.cfg.steps
@@ -118,11 +120,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.cfg.source.Stop(ru.sigc)
 	}
 	ru.flushLog()
-	if err != nil {
-		r.state.Store(int32(StateFailed))
-	} else {
-		r.state.Store(int32(StateStopped))
-	}
+	r.failed.Store(err != nil)
+	r.life.stop(phaseClosed)
 	return err
 }
 
@@ -241,7 +240,7 @@ func (ru *run) becameReady() {
 
 // served handles Serve returning before any trigger: nil ends Run at once;
 // an error still gets Close, so that nothing the Server started outlives
-// Run (semantic 8).
+// Run (rule 8).
 func (ru *run) served() error {
 	err := ru.serve.err
 	if err == nil {

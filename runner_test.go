@@ -45,7 +45,7 @@ func describe(elapsed time.Duration, err error, calls []string) result {
 func sendSignal(h *harness) { h.sig.send(syscall.SIGTERM) }
 func cancelCtx(h *harness)  { h.cancel() }
 
-// TestRunOutcomes covers semantics 2 and 4 to 7: what each way a drain can
+// TestRunOutcomes covers rules 2 and 4 to 7: what each way a drain can
 // end makes Run return, and when.
 func TestRunOutcomes(t *testing.T) {
 	cases := []struct {
@@ -80,8 +80,8 @@ func TestRunOutcomes(t *testing.T) {
 		want: result{Elapsed: 3 * time.Second, Error: "lameduck: lame-duck period expired; server closed",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
-		// CONTRACT.md rule 5: what a Shutdown still running at the period
-		// returns within the grace is reported too.
+		// What a Shutdown still running at the period returns within the
+		// grace is reported too (rule 5).
 		name:    "the period is enforced even when Shutdown ignores its context",
 		setup:   func(s *fakeServer) { s.drain, s.ignoreCtx = time.Hour, true },
 		opts:    []Option{Period(2 * time.Second)},
@@ -107,7 +107,7 @@ func TestRunOutcomes(t *testing.T) {
 		want: result{Error: "lameduck: shutdown failed: fake: shutdown failed\nfake: close failed",
 			LameDuck: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
-		// CONTRACT.md rule 7: the error says a second signal ended the period.
+		// The error says a second signal ended the period (rule 7).
 		name:    "a second signal ends the period at once",
 		setup:   func(s *fakeServer) { s.drain = time.Minute },
 		trigger: sendSignal,
@@ -115,8 +115,8 @@ func TestRunOutcomes(t *testing.T) {
 		want: result{Elapsed: time.Second, Error: "lameduck: a second signal ended the lame-duck period; server closed",
 			LameDuck: true, Expired: true, Deadline: true, Calls: []string{"Serve", "Shutdown", "Close"}},
 	}, {
-		// CONTRACT.md rule 7: after a context trigger the first signal is the
-		// first, not the second; the one after it ends the period.
+		// After a context trigger the first signal is the first, not the
+		// second; the one after it ends the period (rule 7).
 		name:    "after a context trigger the first signal does not end the period and the second does",
 		setup:   func(s *fakeServer) { s.drain = time.Minute },
 		opts:    []Option{Period(10 * time.Second)},
@@ -168,9 +168,9 @@ func TestRunOutcomes(t *testing.T) {
 	}
 }
 
-// TestServeEndsBeforeTrigger covers semantics 8 and 9: a Serve that returns
+// TestServeEndsBeforeTrigger covers rules 8 and 9: a Serve that returns
 // before any trigger ends Run at once, with no drain. A failed Serve still
-// gets Close (CONTRACT.md rule 8), and Run returns its error unwrapped unless
+// gets Close (rule 8), and Run returns its error unwrapped unless
 // Close fails too.
 func TestServeEndsBeforeTrigger(t *testing.T) {
 	for _, c := range []struct {
@@ -242,7 +242,7 @@ func TestServeEndsBeforeTrigger(t *testing.T) {
 	})
 }
 
-// TestSignalHandlers covers semantics 1, 11 and 12: the handlers are in
+// TestSignalHandlers covers rules 1, 11 and 12: the handlers are in
 // place before Ready closes, they are removed before Run returns, and an
 // empty Signals() installs none.
 func TestSignalHandlers(t *testing.T) {

@@ -53,9 +53,9 @@ func (s schedule) oracle() expectation {
 		ctxDone = min(ctxDone, firstSig) // the signal cancels the NotifyContext ctx too
 	}
 
-	// Rule 2: the first signal or the cancellation begins lame-duck mode.
+	// The first signal or the cancellation begins lame-duck mode (rule 2).
 	T := min(firstSig, ctxDone)
-	// Rules 8 and 9: Serve ending first ends Run, with no lame-duck. A
+	// Serve ending first ends Run, with no lame-duck (rules 8 and 9). A
 	// Group's member failing instead asks for lame-duck mode (Group helper).
 	if !s.group && vEnd < T {
 		return s.servedFirst()
@@ -72,8 +72,8 @@ func (s schedule) oracle() expectation {
 	}
 	bySignal := !byRequest && T == firstSig
 
-	// Rules 3, 5 and 7: the period ends at T+period, or at the signal that
-	// forces it: the first after T when a signal began lame-duck mode, the
+	// The period ends at T+period, or at the signal that forces it (rules
+	// 3, 5 and 7): the first after T when a signal began lame-duck mode, the
 	// second otherwise (one signal seen through a NotifyContext ctx and
 	// through Run's handler counts once).
 	F := T + s.period
@@ -93,7 +93,7 @@ func (s schedule) oracle() expectation {
 		}
 	}
 
-	// Rule 3: the steps run one after another; a slow one is cut short at F.
+	// The steps run one after another; a slow one is cut short at F (rule 3).
 	t := T
 	for i, k := range s.steps {
 		if t >= F {
@@ -200,7 +200,7 @@ func (s schedule) oracle() expectation {
 	if kind == cleanDrain {
 		returned = D
 	}
-	// Rules 5 and 6: every error seen before Run returns is in its result.
+	// Every error seen before Run returns is in its result (rules 5 and 6).
 	switch {
 	case vShutEnd > returned:
 	case vShutErr == "error":
@@ -223,8 +223,8 @@ func (s schedule) oracle() expectation {
 	if wServeFailed && wServeEnd <= returned {
 		e.errs = append(e.errs, isErr(errSchedMember, 0, true))
 	}
-	// Rule 6: Err stays exactly Shutdown's error when it is the only one;
-	// rule 4 with a failure: Serve's error as it is.
+	// Err stays exactly Shutdown's error when it is the only one (rule 6);
+	// a clean drain with a failure returns Serve's error as it is (rule 4).
 	e.exact = len(e.errs) == 1 && !s.group && (kind == failedStop && vShutErr == "error" || kind == cleanDrain)
 	return e
 }
@@ -235,8 +235,8 @@ func (s schedule) servedFirst() expectation {
 	if s.serve == serveReturnsNil {
 		return e
 	}
-	// Rule 8: Close is called, bounded by the grace; Serve's error is
-	// returned as it is unless Close fails.
+	// Close is called, bounded by the grace; Serve's error is returned as
+	// it is unless Close fails (rule 8).
 	e.closes = 1
 	if s.serve == servePanics {
 		e.errs = append(e.errs, says("Serve's panic", "Serve panicked"))

@@ -42,7 +42,18 @@ func (r *Runner) State() State {
 	if r == nil {
 		return StateNotStarted
 	}
-	return State(r.state.Load())
+	switch r.life.phase() {
+	case phaseServing:
+		return StateRunning
+	case phaseStopping:
+		return StateLameDuck
+	case phaseClosed:
+		if r.failed.Load() {
+			return StateFailed
+		}
+		return StateStopped
+	}
+	return StateNotStarted
 }
 
 // LameDuck returns a channel that is closed when lame-duck mode begins, just

@@ -18,7 +18,7 @@ func TestState(t *testing.T) {
 			var seen []State
 			h := &harness{t: t, sig: &fakeSignals{}, done: make(chan error, 1)}
 			r, err := NewRunner(s, withSignalSource(h.sig), WithoutLogger(),
-				WithPreShutdown(func(context.Context) error { seen = append(seen, State(h.r.state.Load())); return nil }))
+				WithPreShutdown(func(context.Context) error { seen = append(seen, h.r.State()); return nil }))
 			if err != nil {
 				t.Fatal(err)
 			}

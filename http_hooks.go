@@ -1,0 +1,181 @@
+package lameduck
+
+import (
+	"context"
+	"crypto/tls"
+	"log"
+	"net"
+	"net/http"
+	"slices"
+)
+
+// This file holds the hooks HTTPServer puts on the *http.Server before the
+// port opens (ConnState, the handler and the base context), through which
+// net/http tells the connection books of http_conns.go what happens.
+
+// wrap installs the server's hooks: ConnState, the handler and the base
+// context. Serve calls it once, before the port opens.
+func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
+	h.userHook = h.srv.ConnState
+	h.srv.ConnState = h.connState
+
+	inner := h.srv.Handler
+	if inner == nil {
+		inner = http.DefaultServeMux
+	}
+	h.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.enter(r)
+		defer h.leave()
+		inner.ServeHTTP(w, r)
+	})
+
+	base := h.srv.BaseContext
+	h.srv.BaseContext = func(ln net.Listener) context.Context {
+		bctx := ctx
+		if base != nil {
+			bctx = base(ln)
+		}
+		bctx = context.WithValue(bctx, drainingKey{}, h.draining)
+		// net/http asks for the base context once its set-up has passed,
+		// just before it accepts: from here on the port is served.
+		h.readied.Do(func() { close(h.ready) })
+		return bctx
+	}
+
+	h.h2c = !useTLS && h.srv.Protocols != nil && h.srv.Protocols.UnencryptedHTTP2()
+
+	if useTLS {
+		// A TLS connection that has not made a request yet reports no
+		// state after StateNew whether it speaks HTTP/1 or HTTP/2, and its
+		// negotiated protocol cannot be read without racing its handshake.
+		// Its ClientHello tells: net/http prefers h2 when both sides offer it.
+		cfg := h.srv.TLSConfig.Clone()
+		user := cfg.GetConfigForClient
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			var chosen *tls.Config
+			var err error
+			if user != nil {
+				chosen, err = user(hello)
+			}
+			if c, ok := hello.Conn.(*conn); ok {
+				// The config the handshake uses decides: net/http's own
+				// (h2 when HTTP/2 is set up), or the one returned here.
+				_, speaks := h.srv.TLSNextProto["h2"] // set up before the port opens, or by ServeTLS before it accepts
+				if chosen != nil {
+					speaks = slices.Contains(chosen.NextProtos, "h2")
+				}
+				c.offeredH2.Store(speaks && slices.Contains(hello.SupportedProtos, "h2"))
+			}
+			return chosen, err
+		}
+		h.srv.TLSConfig = cfg
+	}
+}
+
+// connState follows one connection's state; net/http calls it through
+// srv.ConnState, from the connection's own goroutine, one event at a time.
+func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
+	if c := rawConn(nc); c != nil {
+		c.learnTLSProto(nc, st)
+		closeNow, resweep := h.follow(c, st)
+		if closeNow {
+			nc.Close() // an HTTP/1 connection that went idle during the drain
+		}
+		if resweep {
+			h.sweepHTTP2()
+		}
+	}
+	if h.userHook != nil {
+		h.userHook(nc, st)
+	}
+}
+
+// learnTLSProto records which protocol a TLS connection negotiated, the
+// first time it reports Active or Idle: only after its handshake, so that
+// reading it then does not race the handshake.
+func (c *conn) learnTLSProto(nc net.Conn, st http.ConnState) {
+	tc, ok := nc.(*tls.Conn)
+	if !ok || (st != http.StateActive && st != http.StateIdle) || c.tlsProto.Load() != 0 {
+		return
+	}
+	p := int32(tlsHTTP1)
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		p = tlsHTTP2
+	}
+	c.tlsProto.Store(p)
+}
+
+// follow records that c is now in state st and updates the server's books.
+// It reports what connState must do once the lock is released: close c (an
+// HTTP/1 connection that went idle during the drain), or repeat HTTP/2's
+// GOAWAY sweep, which may have missed c.
+func (h *HTTPServer) follow(c *conn, st http.ConnState) (closeNow, resweep bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.state = st
+	switch st {
+	case http.StateHijacked:
+		c.hijacked = true
+		h.forget(c)
+	case http.StateClosed:
+		if !c.lingering {
+			h.forget(c)
+		}
+	default:
+		h.recount(c)
+		closeNow = h.life.phase() == phaseStopping && st == http.StateIdle && !c.isH2()
+		if st != http.StateNew && !c.h2Served && c.isH2() {
+			// HTTP/2 reports a connection's first state after it has put
+			// it on the list its GOAWAY sweep goes through. If the drain's
+			// sweep may have gone through the list before, it may have
+			// missed this one.
+			c.h2Served = true
+			resweep = h.swept
+		}
+	}
+	return closeNow, resweep
+}
+
+// rawConn returns the *conn under nc, which net/http hands to ConnState
+// either as it was accepted or inside a *tls.Conn.
+func rawConn(nc net.Conn) *conn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	c, _ := nc.(*conn)
+	return c
+}
+
+func (h *HTTPServer) enter(r *http.Request) {
+	h.mu.Lock()
+	h.handlers++
+	warn := !h.warned && isH2Preface(r)
+	if warn {
+		h.warned = true
+	}
+	h.mu.Unlock()
+	if warn {
+		logf := log.Printf
+		if h.srv.ErrorLog != nil {
+			logf = h.srv.ErrorLog.Printf
+		}
+		logf("lameduck: a handler got an HTTP/2 preface (\"PRI *\"): if it serves h2c " +
+			"(x/net's h2c.NewHandler), the drain cannot send that connection a GOAWAY and waits " +
+			"for its client to hang up; enable srv.Protocols.SetUnencryptedHTTP2(true) instead, or " +
+			"call http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler")
+	}
+}
+
+// isH2Preface reports whether r is an HTTP/2 client's preface handed to the
+// handler as a "PRI *" request, which net/http does when it does not serve
+// h2c itself, so that a handler such as x/net's h2c.NewHandler can.
+func isH2Preface(r *http.Request) bool {
+	return r.Method == "PRI" && r.RequestURI == "*" && r.ProtoMajor == 2
+}
+
+func (h *HTTPServer) leave() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.handlers--
+	h.checkQuiet()
+}
