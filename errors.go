@@ -21,8 +21,9 @@ import (
 // context's own error, including what a Shutdown still running at the end
 // of the period returned within the grace after Close), Serve's and the
 // failures reported through [Stop] (such as a Group member's or a worker
-// handler's), the pre-shutdown steps', Close's, and one naming what did not
-// return after Close. When Shutdown's error is the only one, Err is exactly
+// handler's), Close's, and one naming what did not return after Close. The
+// pre-shutdown steps' errors are only logged: a failed step does not stop
+// the drain (rule 3). When Shutdown's error is the only one, Err is exactly
 // that error. Err is nil only when there was none; errors.Is finds each.
 //
 // For an expired LameDuckError, errors.Is(err, context.DeadlineExceeded)
