@@ -1,7 +1,10 @@
 package lameduck
 
 import (
+	"bufio"
 	"crypto/tls"
+	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -54,5 +57,50 @@ func TestFromHTTPServesTLSOnlyWithACertificate(t *testing.T) {
 				t.Errorf("Run = %v, want nil", err)
 			}
 		})
+	}
+}
+
+// roundTrip writes one HTTP/1.1 request for path on c and reads its response.
+func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, path string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatalf("writing the request for %s: %v", path, err)
+	}
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("reading the response to %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body of %s: %v", path, err)
+	}
+	return resp, string(body)
+}
+
+// While the server serves, an HTTP/1 keep-alive connection that goes idle
+// stays open for the client's next request: only the drain closes idle
+// connections. Kills the mutant that closes idle connections outside the
+// drain (connState's phase check).
+func TestFromHTTPKeepAliveWhileServing(t *testing.T) {
+	hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	})})
+	h := runUntilReady(t, hs, Period(time.Hour))
+	c, err := net.Dial("tcp", hs.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second)) // a bound, not a wait
+	r := bufio.NewReader(c)
+	for _, path := range []string{"/first", "/second", "/third"} {
+		if resp, body := roundTrip(t, c, r, path); resp.StatusCode != http.StatusOK || body != path || resp.Close {
+			t.Errorf("GET %s on the kept-alive connection: %s %q, close=%v; want 200 %q on a connection kept open", path, resp.Status, body, resp.Close, path)
+		}
+	}
+	sendSignal(h)
+	if err := <-h.done; err != nil {
+		t.Errorf("Run = %v, want nil", err)
 	}
 }
