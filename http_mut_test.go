@@ -104,3 +104,34 @@ func TestFromHTTPKeepAliveWhileServing(t *testing.T) {
 		t.Errorf("Run = %v, want nil", err)
 	}
 }
+
+// An HTTP/2 connection holds the drain until it is gone, even with no
+// stream open: net/http sends it a GOAWAY and, as this client does not hang
+// up, closes it a second later; only then may Shutdown return (FromHTTP's
+// doc). Kills the mutant that counts a connection that starts to hold the
+// drain as one fewer (recount's increment), with which Shutdown returned at
+// once.
+func TestFromHTTPWaitsForAnIdleHTTP2Connection(t *testing.T) {
+	srv := &http.Server{Addr: "127.0.0.1:0", Handler: http.NotFoundHandler(), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	hs := FromHTTP(srv)
+	h := runUntilReady(t, hs, Period(time.Hour))
+	c := dialH2(t, hs.Addr().String(), false, nil)
+	defer c.conn.Close()
+	c.setUp(t)
+	sendSignal(h)
+	if !c.readUntil(func() bool { return c.goAway }) {
+		t.Fatalf("the connection ended (%v) after frames %v, without a GOAWAY", c.end, c.frames)
+	}
+	if err := <-h.done; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	// Run has returned, so the server has closed the connection: its end
+	// is already here. The deadline only bounds a failure.
+	c.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	c.readUntil(func() bool { return false })
+	if c.end != io.EOF {
+		t.Errorf("reading the connection once Run has returned: %v after frames %v, want io.EOF: the server had not closed it", c.end, c.frames)
+	}
+}
