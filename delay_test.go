@@ -40,3 +40,20 @@ func TestDelayLongerThanPeriod(t *testing.T) {
 		})
 	}
 }
+
+// A Delay of zero or less does not wait, so it does not look at its context
+// either: it returns nil even when the context is already done, every time
+// (a zero-length timer raced against the done context would return the
+// context's error about half the time). Kills the boundary mutant of
+// Delay's d <= 0.
+func TestDelayOfNothingIgnoresADoneContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, d := range []time.Duration{0, -time.Second} {
+		for i := range 64 {
+			if err := Delay(d)(ctx); err != nil {
+				t.Fatalf("Delay(%v) with a done context, try %d: got %v, want nil", d, i, err)
+			}
+		}
+	}
+}
