@@ -3,7 +3,6 @@
 package lameduck
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -20,52 +19,6 @@ import (
 // Twice by default, in the same directories, as a reader who tries again:
 // what the first run leaves behind must not fool the second.
 var shellRuns = flag.Int("readme.shell.runs", 2, "how many times TestReadmeStopSnippets runs each snippet in each shell mode")
-
-// block is one fenced block of a Markdown file.
-type block struct {
-	path string
-	line int    // where its text begins
-	lang string // the fence's info string: "go", "yaml", "" ...
-	text string
-}
-
-// fencedBlocks returns every fenced block of the Markdown file at path.
-func fencedBlocks(t *testing.T, path string) []block {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var (
-		out  []block
-		cur  *block
-		text strings.Builder
-	)
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		fence := strings.HasPrefix(strings.TrimSpace(line), "```")
-		switch {
-		case cur == nil && fence:
-			cur = &block{path: path, line: n + 1, lang: strings.TrimSpace(strings.TrimSpace(line)[3:])}
-			text.Reset()
-		case cur != nil && fence:
-			cur.text = text.String()
-			out = append(out, *cur)
-			cur = nil
-		case cur != nil:
-			text.WriteString(line + "\n")
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if cur != nil {
-		t.Fatalf("%s:%d: a block is never closed", path, cur.line)
-	}
-	return out
-}
 
 // isStopSnippet reports whether b is a shell block that starts a program
 // in the background and signals it: what a reader pastes to watch a stop.

@@ -10,14 +10,16 @@ import (
 	"testing"
 )
 
-// snippet is one Go block of a Markdown file.
-type snippet struct {
-	line int // where its code begins
-	code string
+// block is one fenced block of a Markdown file.
+type block struct {
+	path string
+	line int    // where its text begins
+	lang string // the fence's info string: "go", "yaml", "" ...
+	text string
 }
 
-// goSnippets returns the ```go blocks of the Markdown file at path.
-func goSnippets(t *testing.T, path string) []snippet {
+// fencedBlocks returns every fenced block of the Markdown file at path.
+func fencedBlocks(t *testing.T, path string) []block {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -25,30 +27,31 @@ func goSnippets(t *testing.T, path string) []snippet {
 	}
 	defer f.Close()
 	var (
-		out  []snippet
-		cur  *snippet
-		body strings.Builder
+		out  []block
+		cur  *block
+		text strings.Builder
 	)
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
+		fence := strings.HasPrefix(strings.TrimSpace(line), "```")
 		switch {
-		case cur == nil && strings.TrimSpace(line) == "```go":
-			cur = &snippet{line: n + 1}
-			body.Reset()
-		case cur != nil && strings.TrimSpace(line) == "```":
-			cur.code = body.String()
+		case cur == nil && fence:
+			cur = &block{path: path, line: n + 1, lang: strings.TrimSpace(strings.TrimSpace(line)[3:])}
+			text.Reset()
+		case cur != nil && fence:
+			cur.text = text.String()
 			out = append(out, *cur)
 			cur = nil
 		case cur != nil:
-			body.WriteString(line + "\n")
+			text.WriteString(line + "\n")
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if cur != nil {
-		t.Fatalf("%s:%d: a Go block is never closed", path, cur.line)
+		t.Fatalf("%s:%d: a block is never closed", path, cur.line)
 	}
 	return out
 }
@@ -58,7 +61,12 @@ func goSnippets(t *testing.T, path string) []snippet {
 // against this repository; any other block must say, in a first-line
 // comment starting "// Fragment", that it is a fragment.
 func TestReadmeSnippets(t *testing.T) {
-	snippets := goSnippets(t, "README.md")
+	var snippets []block
+	for _, b := range fencedBlocks(t, "README.md") {
+		if b.lang == "go" {
+			snippets = append(snippets, b)
+		}
+	}
 	if len(snippets) == 0 {
 		t.Fatal("no Go blocks found in README.md")
 	}
@@ -70,18 +78,18 @@ func TestReadmeSnippets(t *testing.T) {
 	var programs []string
 	for _, s := range snippets {
 		switch {
-		case strings.HasPrefix(s.code, "package "):
+		case strings.HasPrefix(s.text, "package "):
 			dir := fmt.Sprintf("line%d", s.line)
 			if err := os.MkdirAll(filepath.Join(mod, dir), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(mod, dir, "main.go"), []byte(s.code), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(mod, dir, "main.go"), []byte(s.text), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			programs = append(programs, dir)
-		case strings.HasPrefix(s.code, "// Fragment"):
+		case strings.HasPrefix(s.text, "// Fragment"):
 		default:
-			first, _, _ := strings.Cut(s.code, "\n")
+			first, _, _ := strings.Cut(s.text, "\n")
 			t.Errorf("README.md:%d: a Go block that is neither a complete program (package clause first) nor marked \"// Fragment\"; it begins %q", s.line, first)
 		}
 	}
