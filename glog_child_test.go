@@ -16,14 +16,7 @@ import (
 // lines reached glog's file although the program calls os.Exit as soon as
 // Run returns.
 func TestDefaultLoggerChildProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a program")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "glogchild")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/glogchild").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := filepath.Join(buildPrograms(t, "./testdata/glogchild"), "glogchild")
 	tmp := t.TempDir() // glog writes its files to $TMPDIR
 	cmd := exec.Command(bin, "-period=300ms")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
@@ -56,4 +49,19 @@ func TestDefaultLoggerChildProcess(t *testing.T) {
 			t.Errorf("glog's INFO file has no line with %q: the log was not flushed before os.Exit?\n%s", want, file)
 		}
 	}
+}
+
+// buildPrograms builds the main packages pkgs into a temporary directory
+// and returns it; with -short, the test is skipped instead.
+func buildPrograms(t *testing.T, pkgs ...string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds programs")
+	}
+	dir := t.TempDir()
+	args := append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
 }

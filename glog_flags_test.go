@@ -17,13 +17,7 @@ import (
 // It also shows the cost of glog's defaults (each run leaves a file in
 // $TMPDIR) and the two ways out: logtostderr, or a logger other than glog.
 func TestGlogFlagClash(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds programs")
-	}
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./testdata/vflag", "./testdata/ownflags").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPrograms(t, "./testdata/vflag", "./testdata/ownflags")
 
 	tests := []struct {
 		name       string
