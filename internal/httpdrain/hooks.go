@@ -108,7 +108,7 @@ func (c *conn) learnTLSProto(nc net.Conn, st http.ConnState) {
 	c.tlsProto.Store(p)
 }
 
-// follow records that c is now in state st and updates the server's books.
+// follow records that c is now in state st and updates the Tracker's books.
 // It reports what connState must do once the lock is released: close c (an
 // HTTP/1 connection that went idle during the drain), or repeat HTTP/2's
 // GOAWAY sweep, which may have missed c.
