@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,30 +125,4 @@ func BenchmarkRequestCost(b *testing.B) {
 			}
 		})
 	}
-}
-
-// BenchmarkRequestBookkeeping isolates what FromHTTP adds to one keep-alive
-// HTTP/1 request: two ConnState events (active, idle) and the handler's
-// enter and leave, each one lock acquisition on the server's mutex. Run it
-// with -cpu 1,2,4,8 to see the lock under contention; compare with the
-// ~35 µs a whole request costs (BenchmarkRequestCost).
-func BenchmarkRequestBookkeeping(b *testing.B) {
-	h := FromHTTP(&http.Server{})
-	h.wrap(context.Background(), false)
-	r := httptest.NewRequest("GET", "/", nil)
-	b.RunParallel(func(pb *testing.PB) {
-		a, peer := net.Pipe()
-		defer a.Close()
-		defer peer.Close()
-		c := &conn{Conn: a, h: h}
-		h.mu.Lock()
-		h.conns[c] = struct{}{}
-		h.mu.Unlock()
-		for pb.Next() {
-			h.connState(c, http.StateActive)
-			h.enter(r)
-			h.leave()
-			h.connState(c, http.StateIdle)
-		}
-	})
 }

@@ -6,34 +6,25 @@ import (
 	"net"
 	"net/http"
 	"sync"
+
+	"github.com/b583c413/lameduck/internal/httpdrain"
 )
 
 // HTTPServer runs an [*http.Server] as a [Server]; make one with [FromHTTP]
 // or [FromHTTPListener].
 type HTTPServer struct {
 	srv      *http.Server
-	h2       *http.Server  // holds net/http's HTTP/2 for srv (see setUpHTTP2); nil if srv holds its own
-	given    net.Listener  // the listener to serve on; nil: bind srv.Addr
-	ready    chan struct{} // closed once net/http is about to accept on the bound listener
-	readied  sync.Once     // closes ready
-	bound    chan struct{} // closed once Serve has bound, or never will
-	draining chan struct{} // closed when Shutdown or Close begins (see Draining)
+	tracker  *httpdrain.Tracker // follows srv's connections and handler calls, and drains them
+	given    net.Listener       // the listener to serve on; nil: bind srv.Addr
+	ready    chan struct{}      // closed once net/http is about to accept on the bound listener
+	readied  sync.Once          // closes ready
+	bound    chan struct{}      // closed once Serve has bound, or never will
+	draining chan struct{}      // closed when Shutdown or Close begins (see Draining)
 
-	life lifecycle // stopped under mu, so that the books below change in step
+	life lifecycle // stopped under mu, and the tracker told under it, so that both move in step
 
-	mu       sync.Mutex
-	newGrace bool // the drain has stopped waiting for new connections that may be HTTP/2
-	swept    bool // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
-	addr     net.Addr
-	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
-	holding  int                   // conns whose holds() is true, kept while stopping
-	handlers int                   // calls of the handler in progress
-	tracked  map[net.Conn]struct{} // connections registered with Track
-	quiet    chan struct{}         // made by Shutdown; closed when nothing holds the drain
-	lingers  sync.WaitGroup        // lingering closes in progress
-	warned   bool                  // the x/net h2c warning has been logged
-	h2c      bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Serve before it accepts
-	userHook func(net.Conn, http.ConnState)
+	mu   sync.Mutex
+	addr net.Addr
 }
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
@@ -104,14 +95,14 @@ type HTTPServer struct {
 // own in srv.TLSNextProto (x/net's http2.ConfigureServer), such a connection
 // can still miss its GOAWAY.
 func FromHTTP(srv *http.Server) *HTTPServer {
-	return &HTTPServer{
+	h := &HTTPServer{
 		srv:      srv,
 		ready:    make(chan struct{}),
 		bound:    make(chan struct{}),
 		draining: make(chan struct{}),
-		conns:    map[*conn]struct{}{},
-		tracked:  map[net.Conn]struct{}{},
 	}
+	h.tracker = httpdrain.New(srv, h.withDraining, h.accepting)
+	return h
 }
 
 // FromHTTPListener is like [FromHTTP] but serves on ln, a listener that is
@@ -176,8 +167,8 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 	tls := h.useTLS()
 	// Everything is wrapped before the port opens, so that no connection
 	// can be accepted without being followed.
-	h.wrap(ctx, tls)
-	if err := h.setUpHTTP2(tls); err != nil {
+	h.tracker.Install(ctx, tls)
+	if err := h.tracker.SetUpHTTP2(tls); err != nil {
 		// Nothing will be served: the port is not opened, and a listener
 		// that was handed over is closed, as net/http's Serve closes its.
 		h.settle(nil)
@@ -197,7 +188,7 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 		return nil
 	}
 
-	// Ready closes from srv.BaseContext (see wrap), once net/http has
+	// Ready closes from srv.BaseContext (see accepting), once net/http has
 	// accepted the set-up and is about to accept connections.
 	if tls {
 		err = h.srv.ServeTLS(ln, "", "")
@@ -233,69 +224,8 @@ func (h *HTTPServer) listen(tls bool) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	return &listener{Listener: ln, h: h}, nil
+	return h.tracker.Listener(ln), nil
 }
-
-// setUpHTTP2 has net/http set up HTTP/2 for srv as ServeTLS (or Serve, for
-// h2c) would, but on a server of the HTTPServer's own, h.h2, which lends srv
-// the result (srv.TLSNextProto). HTTP/2 then registers its GOAWAY sweep, the
-// RegisterOnShutdown hook that tells every HTTP/2 connection to finish, with
-// h.h2 instead of srv, and h.h2.Shutdown runs that sweep alone, as often as
-// the drain needs it: net/http's sweep runs once, and a connection that
-// HTTP/2 starts serving just after it (its TLS handshake or its h2c preface
-// came in as the drain began) would get no GOAWAY and hold the drain until
-// the period ends. srv.Shutdown still runs the user's own hooks, once.
-//
-// The error is the one net/http's set-up would return from ServeTLS or
-// Serve (it refuses a TLS 1.2 cipher list that lacks the suite HTTP/2
-// requires), so a server that fails it fails before its port opens. When
-// srv.TLSNextProto is set already (x/net's http2.ConfigureServer, or HTTP/2
-// turned off), net/http leaves HTTP/2 to it, and so does setUpHTTP2.
-func (h *HTTPServer) setUpHTTP2(useTLS bool) error {
-	srv := h.srv
-	if srv.TLSNextProto != nil || !(useTLS || h.h2c) {
-		return nil
-	}
-	h2 := &http.Server{
-		// Shared, not cloned: net/http's set-up adds "h2" and "http/1.1"
-		// to srv's own NextProtos, as ServeTLS would, and a
-		// GetConfigForClient that starts from srv.TLSConfig relies on it.
-		TLSConfig: srv.TLSConfig,
-		Protocols: srv.Protocols,
-		// What HTTP/2 may read of its server when it is set up.
-		IdleTimeout: srv.IdleTimeout,
-		ReadTimeout: srv.ReadTimeout,
-		HTTP2:       srv.HTTP2,
-		ErrorLog:    srv.ErrorLog,
-	}
-	// Serving on a listener that fails its first Accept runs the set-up
-	// and nothing else.
-	var err error
-	if useTLS {
-		err = h2.ServeTLS(setUpOnly{}, "", "")
-	} else {
-		err = h2.Serve(setUpOnly{})
-	}
-	switch {
-	case !errors.Is(err, errSetUpOnly):
-		return err
-	case h2.TLSNextProto == nil:
-		return nil // HTTP/2 is turned off (srv.Protocols, GODEBUG)
-	}
-	srv.TLSNextProto = h2.TLSNextProto
-	h.h2 = h2
-	return nil
-}
-
-// errSetUpOnly is setUpOnly's Accept error.
-var errSetUpOnly = errors.New("lameduck: HTTP/2 set-up only")
-
-// setUpOnly is a listener whose Accept fails at once, for setUpHTTP2.
-type setUpOnly struct{}
-
-func (setUpOnly) Accept() (net.Conn, error) { return nil, errSetUpOnly }
-func (setUpOnly) Close() error              { return nil }
-func (setUpOnly) Addr() net.Addr            { return &net.TCPAddr{} }
 
 // settle records that Serve is past binding: ln is the listener it will
 // serve on, or nil if it will not serve. It reports false when Shutdown or
@@ -313,12 +243,20 @@ func (h *HTTPServer) settle(ln net.Listener) bool {
 
 func (h *HTTPServer) stopped() bool { return h.life.phase() >= phaseStopping }
 
-// stop moves the server to p (stopping or closed) and reports the phase it
-// was in. The first call also tells streaming handlers (Draining).
+// stop moves the server to p (stopping or closed), tells the tracker, and
+// reports the phase it was in. The first call also tells streaming handlers
+// (Draining).
 func (h *HTTPServer) stop(p phase) (was phase) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	was = h.life.stop(p)
+	switch {
+	case was >= p:
+	case p == phaseClosed:
+		h.tracker.BeginClose()
+	default:
+		h.tracker.BeginDrain()
+	}
 	if was < phaseStopping {
 		close(h.draining)
 		if was == phaseIdle {
@@ -348,7 +286,7 @@ func (h *HTTPServer) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return h.drain(ctx)
+	return h.tracker.Drain(ctx)
 }
 
 // Close closes the listener and every connection at once, like
@@ -363,21 +301,35 @@ func (h *HTTPServer) Close() error {
 	}
 	<-h.bound // binding cannot block: it is one listen call
 	err := h.srv.Close()
-	h.mu.Lock()
-	var open []net.Conn
-	for c := range h.conns {
-		open = append(open, c.Conn) // the raw socket: a lingering close ends here
-	}
-	for c := range h.tracked {
-		open = append(open, c) // may be a *conn, whose Close takes h.mu
-	}
-	h.mu.Unlock()
-	for _, c := range open {
-		c.Close()
-	}
-	h.lingers.Wait()
+	h.tracker.Close()
 	return err
 }
+
+// Track registers a connection that a handler has taken over from net/http
+// (with [http.Hijacker], as WebSocket libraries do) and that outlives the
+// handler's call. Until release is called, the drain waits for it as for a
+// request in flight, and Close closes it. Call release once the connection is
+// finished with; calling it again does nothing.
+//
+// net/http cannot tell a hijacked connection that the drain has begun; select
+// on [Draining] of the request's context, or register a function with the
+// server's RegisterOnShutdown, and have the connection's owner finish (send
+// a close frame, say). A handler that keeps its hijacked connection only
+// while it runs need not call Track: the drain already waits for the handler
+// to return.
+//
+// Track after Close closes conn at once.
+func (h *HTTPServer) Track(conn net.Conn) (release func()) { return h.tracker.Track(conn) }
+
+// withDraining is the tracker's base-context hook: it lets handlers find the
+// draining channel through Draining.
+func (h *HTTPServer) withDraining(ctx context.Context) context.Context {
+	return context.WithValue(ctx, drainingKey{}, h.draining)
+}
+
+// accepting is the tracker's hook for the moment net/http, having accepted
+// srv's set-up, is about to accept: from then on the port is served.
+func (h *HTTPServer) accepting() { h.readied.Do(func() { close(h.ready) }) }
 
 // drainingKey is the context key under which Serve's base context carries
 // the HTTPServer's draining channel.

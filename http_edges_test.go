@@ -210,7 +210,7 @@ func TestFromHTTPNewConnectionsDoNotHoldTheDrain(t *testing.T) {
 				}}
 				return s
 			},
-			period: 500 * time.Millisecond, // shorter than newConnGrace: the prediction must be right
+			period: 500 * time.Millisecond, // shorter than httpdrain's newConnGrace: the prediction must be right
 			client: func(t *testing.T, addr string) func() {
 				c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
 				if err != nil {
@@ -233,7 +233,7 @@ func TestFromHTTPNewConnectionsDoNotHoldTheDrain(t *testing.T) {
 		},
 		{
 			// An HTTP/2 client would be ended by the GOAWAY; one that
-			// stalls in its handshake is closed after newConnGrace.
+			// stalls in its handshake is closed after httpdrain's newConnGrace.
 			name:   "a TLS handshake that stalls after a ClientHello offering h2",
 			srv:    withTLS,
 			period: time.Hour,

@@ -81,7 +81,7 @@ func roundTrip(t *testing.T, c net.Conn, r *bufio.Reader, path string) (*http.Re
 // While the server serves, an HTTP/1 keep-alive connection that goes idle
 // stays open for the client's next request: only the drain closes idle
 // connections. Kills the mutant that closes idle connections outside the
-// drain (connState's phase check).
+// drain (the stage check in httpdrain's follow).
 func TestFromHTTPKeepAliveWhileServing(t *testing.T) {
 	hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.URL.Path)
@@ -109,8 +109,8 @@ func TestFromHTTPKeepAliveWhileServing(t *testing.T) {
 // stream open: net/http sends it a GOAWAY and, as this client does not hang
 // up, closes it a second later; only then may Shutdown return (FromHTTP's
 // doc). Kills the mutant that counts a connection that starts to hold the
-// drain as one fewer (recount's increment), with which Shutdown returned at
-// once.
+// drain as one fewer (the increment in httpdrain's recount), with which
+// Shutdown returned at once.
 func TestFromHTTPWaitsForAnIdleHTTP2Connection(t *testing.T) {
 	srv := &http.Server{Addr: "127.0.0.1:0", Handler: http.NotFoundHandler(), Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)

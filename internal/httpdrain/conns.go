@@ -1,4 +1,4 @@
-package lameduck
+package httpdrain
 
 import (
 	"net"
@@ -7,18 +7,23 @@ import (
 	"sync/atomic"
 )
 
-// This file holds how HTTPServer follows its connections and handler calls,
-// which is what lets Shutdown return as soon as the last response is out
+// This file holds how the Tracker follows connections and handler calls,
+// which is what lets a drain end as soon as the last response is out
 // without cutting any off. Each accepted connection is wrapped in a conn,
-// which carries what the server knows of it, so that a ConnState event or a
-// handler call takes the server's lock once and looks nothing up. The
-// hooks through which net/http reports those events are in http_hooks.go.
+// which carries what the Tracker knows of it, so that a ConnState event or
+// a handler call takes the Tracker's lock once and looks nothing up. The
+// hooks through which net/http reports those events are in hooks.go.
 
-// listener wraps the listener Serve serves on, so that every connection
-// net/http gets is a *conn.
+// Listener wraps ln, the listener the adapter serves on, so that every
+// connection net/http accepts is followed from the moment it is accepted.
+func (t *Tracker) Listener(ln net.Listener) net.Listener {
+	return &listener{Listener: ln, t: t}
+}
+
+// listener makes every connection net/http gets a *conn.
 type listener struct {
 	net.Listener
-	h *HTTPServer
+	t *Tracker
 
 	closing  sync.Once // net/http and Serve may both close it
 	closeErr error
@@ -34,22 +39,22 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	lc := &conn{Conn: c, h: l.h}
-	l.h.mu.Lock()
-	defer l.h.mu.Unlock()
-	if l.h.life.phase() >= phaseClosed {
+	lc := &conn{Conn: c, t: l.t}
+	l.t.mu.Lock()
+	defer l.t.mu.Unlock()
+	if l.t.stage == closed {
 		c.Close()
 		return nil, net.ErrClosed
 	}
-	l.h.conns[lc] = struct{}{}
+	l.t.conns[lc] = struct{}{}
 	return lc, nil
 }
 
-// conn is one accepted connection. The fields after mu's comment are
-// guarded by the server's mu.
+// conn is one accepted connection. The fields after the comment that says
+// so are guarded by the Tracker's mu.
 type conn struct {
 	net.Conn
-	h *HTTPServer
+	t *Tracker
 
 	closed    atomic.Bool  // the server (net/http or the drain) has closed it
 	sniffed   atomic.Bool  // its first bytes have been looked at
@@ -58,11 +63,11 @@ type conn struct {
 	tlsProto  atomic.Int32 // over TLS: 0 until known, then tlsHTTP1 or tlsHTTP2
 	reading   sync.Mutex   // one reader at a time: net/http's, then the linger's
 
-	// guarded by h.mu
+	// guarded by t.mu
 	state     http.ConnState
 	hijacked  bool // a handler took it over
 	lingering bool // closed gently; the linger has not finished
-	held      bool // counted in h.holding
+	held      bool // counted in t.holding
 	h2Served  bool // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
 }
 
@@ -90,7 +95,7 @@ func (c *conn) Read(p []byte) (int, error) {
 		// exactly len(h2Preface) bytes. A client that trickles them is
 		// taken for HTTP/1, which is only ever closed sooner.
 		c.sniffed.Store(true)
-		c.preface.Store(c.h.h2c && len(p[:n]) >= len(h2Preface) && string(p[:len(h2Preface)]) == h2Preface)
+		c.preface.Store(c.t.h2c && len(p[:n]) >= len(h2Preface) && string(p[:len(h2Preface)]) == h2Preface)
 	}
 	return n, err
 }
@@ -102,23 +107,23 @@ func (c *conn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// Close is how net/http (and the drain) close a connection. While the server
-// drains, it closes gently (see linger); otherwise it closes at once.
+// Close is how net/http (and the drain) close a connection. While the
+// Tracker drains, it closes gently (see linger); otherwise it closes at once.
 func (c *conn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	h := c.h
-	h.mu.Lock()
-	gentle := h.life.phase() == phaseStopping && !c.hijacked && canCloseWrite(c.Conn)
+	t := c.t
+	t.mu.Lock()
+	gentle := t.stage == draining && !c.hijacked && canCloseWrite(c.Conn)
 	if gentle {
 		c.lingering = true
-		h.lingers.Add(1)
-		h.recount(c)
+		t.lingers.Add(1)
+		t.recount(c)
 	} else {
-		h.forget(c)
+		t.forget(c)
 	}
-	h.mu.Unlock()
+	t.mu.Unlock()
 	if !gentle {
 		return c.Conn.Close()
 	}
@@ -129,17 +134,17 @@ func (c *conn) Close() error {
 	return nil
 }
 
-// forget drops c from the server's books. The caller holds h.mu.
-func (h *HTTPServer) forget(c *conn) {
+// forget drops c from the Tracker's books. The caller holds t.mu.
+func (t *Tracker) forget(c *conn) {
 	if c.held {
 		c.held = false
-		h.holding--
+		t.holding--
 	}
-	delete(h.conns, c)
-	h.checkQuiet()
+	delete(t.conns, c)
+	t.checkQuiet()
 }
 
-// holds reports whether c holds the drain up. The caller holds h.mu.
+// holds reports whether c holds the drain up. The caller holds t.mu.
 //
 // A connection being closed gently does, until the client has everything. So
 // does an HTTP/1 connection in the middle of a request, and an HTTP/2
@@ -151,7 +156,7 @@ func (c *conn) holds() bool {
 	return c.lingering || c.state == http.StateActive || c.isH2()
 }
 
-// isH2 reports whether c speaks HTTP/2. The caller holds h.mu.
+// isH2 reports whether c speaks HTTP/2. The caller holds t.mu.
 //
 // A connection that has made no request (StateNew) may be an HTTP/2 one that
 // has opened no stream yet, which net/http's GOAWAY ends (its client hangs
@@ -163,74 +168,41 @@ func (c *conn) isH2() bool {
 	case c.tlsProto.Load() == tlsHTTP2:
 		return true
 	case c.state == http.StateNew:
-		return !c.h.newGrace && (c.preface.Load() || c.offeredH2.Load())
+		return !c.t.newGrace && (c.preface.Load() || c.offeredH2.Load())
 	}
 	return c.preface.Load()
 }
 
-// recount updates c's place in h.holding. The caller holds h.mu.
-func (h *HTTPServer) recount(c *conn) {
-	if h.life.phase() != phaseStopping {
-		return // counted by the drain when it begins (see drain)
+// recount updates c's place in t.holding. The caller holds t.mu.
+func (t *Tracker) recount(c *conn) {
+	if t.stage != draining {
+		return // counted by the drain when it begins (see Drain)
 	}
 	if held := c.holds(); held != c.held {
 		c.held = held
 		if held {
-			h.holding++
+			t.holding++
 		} else {
-			h.holding--
+			t.holding--
 		}
 	}
-	h.checkQuiet()
+	t.checkQuiet()
 }
 
-// checkQuiet closes h.quiet once nothing holds the drain up. The caller
-// holds h.mu.
-func (h *HTTPServer) checkQuiet() {
-	if h.quiet == nil || h.holding > 0 || h.handlers > 0 || len(h.tracked) > 0 {
+// checkQuiet closes t.quiet once nothing holds the drain up. The caller
+// holds t.mu.
+func (t *Tracker) checkQuiet() {
+	if t.quiet == nil || t.holding > 0 || t.handlers > 0 || len(t.tracked) > 0 {
 		return
 	}
 	select {
-	case <-h.quiet:
+	case <-t.quiet:
 	default:
-		close(h.quiet)
-	}
-}
-
-// Track registers a connection that a handler has taken over from net/http
-// (with [http.Hijacker], as WebSocket libraries do) and that outlives the
-// handler's call. Until release is called, the drain waits for it as for a
-// request in flight, and Close closes it. Call release once the connection is
-// finished with; calling it again does nothing.
-//
-// net/http cannot tell a hijacked connection that the drain has begun; select
-// on [Draining] of the request's context, or register a function with the
-// server's RegisterOnShutdown, and have the connection's owner finish (send
-// a close frame, say). A handler that keeps its hijacked connection only
-// while it runs need not call Track: the drain already waits for the handler
-// to return.
-//
-// Track after Close closes conn at once.
-func (h *HTTPServer) Track(conn net.Conn) (release func()) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.life.phase() == phaseClosed {
-		conn.Close()
-		return func() {}
-	}
-	h.tracked[conn] = struct{}{}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			delete(h.tracked, conn)
-			h.checkQuiet()
-		})
+		close(t.quiet)
 	}
 }
 
 // NetConn returns the connection as it was accepted, for a ConnContext or
 // ConnState hook that needs it (to set socket options, say): the one net/http
-// passes them is wrapped by the HTTPServer.
+// passes them is wrapped by the Tracker.
 func (c *conn) NetConn() net.Conn { return c.Conn }

@@ -1,4 +1,4 @@
-package lameduck
+package httpdrain
 
 import (
 	"net"

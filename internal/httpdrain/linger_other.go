@@ -1,6 +1,6 @@
 //go:build !linux
 
-package lameduck
+package httpdrain
 
 import "net"
 

@@ -1,4 +1,4 @@
-package lameduck
+package httpdrain
 
 import (
 	"context"
@@ -7,29 +7,33 @@ import (
 	"time"
 )
 
-// This file holds HTTPServer's drain: how Shutdown waits, and how a
+// This file holds the drain: how the adapter's Shutdown waits, and how a
 // connection is closed during it without cutting off what it owes.
 
-// drain is Shutdown once Serve is past binding.
-func (h *HTTPServer) drain(ctx context.Context) error {
-	// From here on every ConnState event keeps h.holding up to date; count
+// Drain stops srv and waits until every handler call has returned, every
+// connection registered with Track has been released, and every connection
+// has been closed without cutting off what it owed its client. It returns
+// nil then, or ctx's error if ctx ends first. Call it once, after
+// BeginDrain, once the listener is bound (or will never be).
+func (t *Tracker) Drain(ctx context.Context) error {
+	// From here on every ConnState event keeps t.holding up to date; count
 	// the connections as they stand. And from here on, an HTTP/2
 	// connection that reports its first state may have been missed by the
 	// GOAWAY sweep below (see connState).
-	h.mu.Lock()
-	for c := range h.conns {
-		h.recount(c)
+	t.mu.Lock()
+	for c := range t.conns {
+		t.recount(c)
 	}
-	h.swept = true
-	h.mu.Unlock()
+	t.swept = true
+	t.mu.Unlock()
 
 	// net/http's Shutdown, handed a context that is already done, closes
 	// the listeners, starts its RegisterOnShutdown hooks (the user's, and
-	// HTTP/2's GOAWAY sweep unless setUpHTTP2 took HTTP/2 apart), waits for
+	// HTTP/2's GOAWAY sweep unless SetUpHTTP2 took HTTP/2 apart), waits for
 	// the accept loops to end, closes the idle connections once, and
 	// returns at once instead of polling. The waiting is ours.
-	err := h.srv.Shutdown(doneCtx)
-	h.sweepHTTP2()
+	err := t.srv.Shutdown(doneCtx)
+	t.sweepHTTP2()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -37,17 +41,17 @@ func (h *HTTPServer) drain(ctx context.Context) error {
 	defer grace.Stop()
 	for {
 		select {
-		case <-h.quietChan():
+		case <-t.quietChan():
 		case <-grace.C:
-			h.endNewConnGrace()
+			t.endNewConnGrace()
 			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		// Nothing holds the drain up. What is left are connections with
 		// no request in flight: close them too, gently, and wait again.
-		if h.closeLeftovers() == 0 {
-			h.lingers.Wait()
+		if t.closeLeftovers() == 0 {
+			t.lingers.Wait()
 			return nil
 		}
 	}
@@ -62,13 +66,13 @@ var doneCtx = func() context.Context {
 }()
 
 // sweepHTTP2 has HTTP/2 send a GOAWAY to each connection it serves that has
-// not had one yet, when setUpHTTP2 set HTTP/2 up apart from srv: h.h2's only
+// not had one yet, when SetUpHTTP2 set HTTP/2 up apart from srv: t.h2's only
 // RegisterOnShutdown hook is that sweep (which starts on a goroutine of
 // net/http's and returns at once), and it has neither listeners nor
 // connections of its own for Shutdown to wait for.
-func (h *HTTPServer) sweepHTTP2() {
-	if h.h2 != nil {
-		h.h2.Shutdown(doneCtx)
+func (t *Tracker) sweepHTTP2() {
+	if t.h2 != nil {
+		t.h2.Shutdown(doneCtx)
 	}
 }
 
@@ -80,36 +84,36 @@ const newConnGrace = time.Second
 
 // endNewConnGrace stops the drain from waiting for connections that have
 // made no request; closeLeftovers then closes them.
-func (h *HTTPServer) endNewConnGrace() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.newGrace = true
-	for c := range h.conns {
-		h.recount(c)
+func (t *Tracker) endNewConnGrace() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.newGrace = true
+	for c := range t.conns {
+		t.recount(c)
 	}
 }
 
 // quietChan returns a channel that is closed once nothing holds the drain up.
-func (h *HTTPServer) quietChan() <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.quiet = make(chan struct{})
-	h.checkQuiet()
-	return h.quiet
+func (t *Tracker) quietChan() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.quiet = make(chan struct{})
+	t.checkQuiet()
+	return t.quiet
 }
 
 // closeLeftovers closes the connections that do not hold the drain up: idle
 // HTTP/1 keep-alive connections, and new ones that have not sent a request
 // (net/http would drop it now). It reports how many it closed.
-func (h *HTTPServer) closeLeftovers() int {
-	h.mu.Lock()
+func (t *Tracker) closeLeftovers() int {
+	t.mu.Lock()
 	var left []*conn
-	for c := range h.conns {
+	for c := range t.conns {
 		if !c.held {
 			left = append(left, c)
 		}
 	}
-	h.mu.Unlock()
+	t.mu.Unlock()
 	for _, c := range left {
 		c.Close()
 	}
@@ -118,17 +122,17 @@ func (h *HTTPServer) closeLeftovers() int {
 
 // linger finishes a gentle close of c (see conn.Close).
 func (c *conn) linger() {
-	h := c.h
-	defer h.lingers.Done()
+	t := c.t
+	defer t.lingers.Done()
 	// Read in net/http's place, once its reader (woken by Close) has given
 	// up; a read of net/http's that comes later waits, then finds c closed.
 	c.reading.Lock()
 	lingerClose(c.Conn)
 	c.reading.Unlock()
-	h.mu.Lock()
+	t.mu.Lock()
 	c.lingering = false
-	h.forget(c)
-	h.mu.Unlock()
+	t.forget(c)
+	t.mu.Unlock()
 }
 
 type closeWriter interface{ CloseWrite() error }

@@ -1,4 +1,4 @@
-package lameduck
+package httpdrain
 
 import (
 	"context"
@@ -9,47 +9,50 @@ import (
 	"slices"
 )
 
-// This file holds the hooks HTTPServer puts on the *http.Server before the
+// This file holds the hooks the Tracker puts on the *http.Server before the
 // port opens (ConnState, the handler and the base context), through which
-// net/http tells the connection books of http_conns.go what happens.
+// net/http tells the books of conns.go what happens.
 
-// wrap installs the server's hooks: ConnState, the handler and the base
-// context. Serve calls it once, before the port opens.
-func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
-	h.userHook = h.srv.ConnState
-	h.srv.ConnState = h.connState
+// Install puts the Tracker's hooks on srv: ConnState, the handler and the
+// base context, each wrapping the one srv had. When srv.BaseContext is nil,
+// requests' contexts carry ctx's values. useTLS says whether srv will be
+// served with TLS. The adapter calls it once, before the port opens, so
+// that no connection is accepted without being followed.
+func (t *Tracker) Install(ctx context.Context, useTLS bool) {
+	t.userHook = t.srv.ConnState
+	t.srv.ConnState = t.connState
 
-	inner := h.srv.Handler
+	inner := t.srv.Handler
 	if inner == nil {
 		inner = http.DefaultServeMux
 	}
-	h.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.enter(r)
-		defer h.leave()
+	t.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.enter(r)
+		defer t.leave()
 		inner.ServeHTTP(w, r)
 	})
 
-	base := h.srv.BaseContext
-	h.srv.BaseContext = func(ln net.Listener) context.Context {
+	base := t.srv.BaseContext
+	t.srv.BaseContext = func(ln net.Listener) context.Context {
 		bctx := ctx
 		if base != nil {
 			bctx = base(ln)
 		}
-		bctx = context.WithValue(bctx, drainingKey{}, h.draining)
+		bctx = t.base(bctx)
 		// net/http asks for the base context once its set-up has passed,
 		// just before it accepts: from here on the port is served.
-		h.readied.Do(func() { close(h.ready) })
+		t.accepting()
 		return bctx
 	}
 
-	h.h2c = !useTLS && h.srv.Protocols != nil && h.srv.Protocols.UnencryptedHTTP2()
+	t.h2c = !useTLS && t.srv.Protocols != nil && t.srv.Protocols.UnencryptedHTTP2()
 
 	if useTLS {
 		// A TLS connection that has not made a request yet reports no
 		// state after StateNew whether it speaks HTTP/1 or HTTP/2, and its
 		// negotiated protocol cannot be read without racing its handshake.
 		// Its ClientHello tells: net/http prefers h2 when both sides offer it.
-		cfg := h.srv.TLSConfig.Clone()
+		cfg := t.srv.TLSConfig.Clone()
 		user := cfg.GetConfigForClient
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			var chosen *tls.Config
@@ -60,7 +63,7 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 			if c, ok := hello.Conn.(*conn); ok {
 				// The config the handshake uses decides: net/http's own
 				// (h2 when HTTP/2 is set up), or the one returned here.
-				_, speaks := h.srv.TLSNextProto["h2"] // set up before the port opens, or by ServeTLS before it accepts
+				_, speaks := t.srv.TLSNextProto["h2"] // set up before the port opens, or by ServeTLS before it accepts
 				if chosen != nil {
 					speaks = slices.Contains(chosen.NextProtos, "h2")
 				}
@@ -68,25 +71,25 @@ func (h *HTTPServer) wrap(ctx context.Context, useTLS bool) {
 			}
 			return chosen, err
 		}
-		h.srv.TLSConfig = cfg
+		t.srv.TLSConfig = cfg
 	}
 }
 
 // connState follows one connection's state; net/http calls it through
 // srv.ConnState, from the connection's own goroutine, one event at a time.
-func (h *HTTPServer) connState(nc net.Conn, st http.ConnState) {
+func (t *Tracker) connState(nc net.Conn, st http.ConnState) {
 	if c := rawConn(nc); c != nil {
 		c.learnTLSProto(nc, st)
-		closeNow, resweep := h.follow(c, st)
+		closeNow, resweep := t.follow(c, st)
 		if closeNow {
 			nc.Close() // an HTTP/1 connection that went idle during the drain
 		}
 		if resweep {
-			h.sweepHTTP2()
+			t.sweepHTTP2()
 		}
 	}
-	if h.userHook != nil {
-		h.userHook(nc, st)
+	if t.userHook != nil {
+		t.userHook(nc, st)
 	}
 }
 
@@ -105,32 +108,32 @@ func (c *conn) learnTLSProto(nc net.Conn, st http.ConnState) {
 	c.tlsProto.Store(p)
 }
 
-// follow records that c is now in state st and updates the server's books.
+// follow records that c is now in state st and updates the Tracker's books.
 // It reports what connState must do once the lock is released: close c (an
 // HTTP/1 connection that went idle during the drain), or repeat HTTP/2's
 // GOAWAY sweep, which may have missed c.
-func (h *HTTPServer) follow(c *conn, st http.ConnState) (closeNow, resweep bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+func (t *Tracker) follow(c *conn, st http.ConnState) (closeNow, resweep bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	c.state = st
 	switch st {
 	case http.StateHijacked:
 		c.hijacked = true
-		h.forget(c)
+		t.forget(c)
 	case http.StateClosed:
 		if !c.lingering {
-			h.forget(c)
+			t.forget(c)
 		}
 	default:
-		h.recount(c)
-		closeNow = h.life.phase() == phaseStopping && st == http.StateIdle && !c.isH2()
+		t.recount(c)
+		closeNow = t.stage == draining && st == http.StateIdle && !c.isH2()
 		if st != http.StateNew && !c.h2Served && c.isH2() {
 			// HTTP/2 reports a connection's first state after it has put
 			// it on the list its GOAWAY sweep goes through. If the drain's
 			// sweep may have gone through the list before, it may have
 			// missed this one.
 			c.h2Served = true
-			resweep = h.swept
+			resweep = t.swept
 		}
 	}
 	return closeNow, resweep
@@ -146,18 +149,18 @@ func rawConn(nc net.Conn) *conn {
 	return c
 }
 
-func (h *HTTPServer) enter(r *http.Request) {
-	h.mu.Lock()
-	h.handlers++
-	warn := !h.warned && isH2Preface(r)
+func (t *Tracker) enter(r *http.Request) {
+	t.mu.Lock()
+	t.handlers++
+	warn := !t.warned && isH2Preface(r)
 	if warn {
-		h.warned = true
+		t.warned = true
 	}
-	h.mu.Unlock()
+	t.mu.Unlock()
 	if warn {
 		logf := log.Printf
-		if h.srv.ErrorLog != nil {
-			logf = h.srv.ErrorLog.Printf
+		if t.srv.ErrorLog != nil {
+			logf = t.srv.ErrorLog.Printf
 		}
 		logf("lameduck: a handler got an HTTP/2 preface (\"PRI *\"): if it serves h2c " +
 			"(x/net's h2c.NewHandler), the drain cannot send that connection a GOAWAY and waits " +
@@ -173,9 +176,9 @@ func isH2Preface(r *http.Request) bool {
 	return r.Method == "PRI" && r.RequestURI == "*" && r.ProtoMajor == 2
 }
 
-func (h *HTTPServer) leave() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.handlers--
-	h.checkQuiet()
+func (t *Tracker) leave() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.handlers--
+	t.checkQuiet()
 }
