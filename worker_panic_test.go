@@ -23,7 +23,7 @@ func TestWorkerStopsPullingAtPanicInNext(t *testing.T) {
 			}
 			return int(n), nil
 		}
-		w := FromWorker(next, func(context.Context, int) error { runtime.Gosched(); return nil }, Concurrency(8))
+		w := FromWorker(next, func(context.Context, int) error { runtime.Gosched(); return nil }).Concurrency(8)
 		if err := w.Serve(context.Background()); err == nil || err.Error() != "lameduck: next panicked: queue client bug" {
 			t.Fatalf("Serve = %v, want the panic", err)
 		}

@@ -148,7 +148,7 @@ func TestWorker(t *testing.T) {
 				if items == 0 {
 					items = -1
 				}
-				w := FromWorker(l.source(items, 10*time.Millisecond), l.handler(c.work, c.fail), Concurrency(c.n))
+				w := FromWorker(l.source(items, 10*time.Millisecond), l.handler(c.work, c.fail)).Concurrency(c.n)
 				opts := []Option{WithoutLogger()}
 				if c.period > 0 {
 					opts = append(opts, Period(c.period))
@@ -390,7 +390,7 @@ func TestWrappedChanSourceTakesTurns(t *testing.T) {
 		}
 		return item, err
 	}
-	w := FromWorker(next, l.handler(0, nil), Concurrency(8))
+	w := FromWorker(next, l.handler(0, nil)).Concurrency(8)
 	if err := w.Serve(context.Background()); err != nil {
 		t.Fatalf("Serve = %v", err)
 	}
@@ -439,7 +439,7 @@ func TestWorkerStoppedBeforeServe(t *testing.T) {
 				items <- i
 			}
 			var handled atomic.Int64
-			w := FromWorker(ChanSource(items), func(context.Context, int) error { handled.Add(1); return nil }, Concurrency(4))
+			w := FromWorker(ChanSource(items), func(context.Context, int) error { handled.Add(1); return nil }).Concurrency(4)
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			if err := Run(ctx, Group(w), WithoutLogger()); err != nil {
@@ -460,7 +460,7 @@ func TestStoppedBeforeServeAsksOnce(t *testing.T) {
 	for range 2000 {
 		var calls atomic.Int32
 		next := func(context.Context) (int, error) { return int(calls.Add(1)), nil }
-		w := FromWorker(next, func(context.Context, int) error { return nil }, Concurrency(16), ConcurrentNext())
+		w := FromWorker(next, func(context.Context, int) error { return nil }).Concurrency(16).ConcurrentNext()
 		if err := w.Shutdown(context.Background()); err != nil {
 			t.Fatalf("Shutdown = %v", err)
 		}

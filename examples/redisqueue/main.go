@@ -90,15 +90,15 @@ func run(q *queue, handledList string, work, slow time.Duration, concurrency int
 		}
 		return q.rdb.RPush(ctx, handledList, job).Err()
 	}
-	w := lameduck.FromWorker(q.next, handle,
-		lameduck.Concurrency(concurrency),
-		lameduck.StartSource(q.recoverProcessing),
-		lameduck.Settle(q.settle),
+	w := lameduck.FromWorker(q.next, handle).
+		Concurrency(concurrency).
+		StartSource(q.recoverProcessing).
+		Settle(q.settle).
 		// A failed job is dead-lettered by Settle; the Worker goes on.
-		lameduck.OnError(func(_ context.Context, job string, err error) error {
+		OnError(func(_ context.Context, job string, err error) error {
 			glog.Warningf("dead-lettering job %q: %v", job, err)
 			return nil
-		}))
+		})
 	defer q.closeConn()
 	r, err := lameduck.NewRunner(w, lameduck.Period(period))
 	if err != nil {
