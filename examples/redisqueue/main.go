@@ -3,15 +3,15 @@
 // stops without losing one. It shows what a FromWorker consumer on a real
 // broker needs:
 //
-//   - recovery at start ([lameduck.StartSource]): jobs that a killed
+//   - recovery at start ([lameduck.Worker.StartSource]): jobs that a killed
 //     predecessor left in the processing list go back to the queue;
 //   - a next that honours its context, although go-redis does not for
 //     blocking commands (see queue.next);
-//   - acks in one place ([lameduck.Settle]): a done job is removed from the
-//     processing list, a job cut short by Close goes back to the queue, and
-//     a poison job (its handler failed or panicked) is moved to the
-//     dead-letter list instead of stopping the service, which on restart
-//     would find it first again and crash-loop.
+//   - acks in one place ([lameduck.Worker.Settle]): a done job is removed
+//     from the processing list, a job cut short by Close goes back to the
+//     queue, and a poison job (its handler failed or panicked) is moved to
+//     the dead-letter list instead of stopping the service, which on
+//     restart would find it first again and crash-loop.
 //
 // One consumer per processing list: recovery takes everything in it. Run
 // several consumers with a -processing list each.
