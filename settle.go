@@ -10,7 +10,7 @@ import (
 // Settle gives the Worker one place to tell the source how each item
 // ended: ack it, dead-letter it, or hand it back. settle is called exactly
 // once for every item passed to handle, right after handle returns (and
-// after an [Worker.OnError] policy, if any), in the same goroutine, before
+// after a [Worker.OnError] policy, if any), in the same goroutine, before
 // that handler slot takes a new item; so Shutdown returns only once every
 // item has been settled. It is also called, once, for each item that a
 // [Worker.ReleaseSource] hook handed back and Close left unhandled. The
