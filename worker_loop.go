@@ -270,15 +270,19 @@ func (l *slot[T]) nextFailed(err error, draining bool) (stop bool) {
 	s := l.s
 	switch {
 	case errors.Is(err, io.EOF):
-		s.stop()
 		if s.w.release != nil {
 			// next has fetched its last item, but what the source
 			// prefetched was accepted all the same: release hands it over
 			// now, and the slots handle it before Serve returns.
+			s.stop()
 			s.w.beginDrain()
 			return false
 		}
+		// Dry before stopped: a slot that finds next's context ended
+		// must also find the source dry, or it waits for a drain that,
+		// without a Runner, never comes.
 		s.dry.Store(true)
+		s.stop()
 		return true
 	case s.nextCtx.Err() != nil && errors.Is(err, s.nextCtx.Err()):
 		// Lame-duck mode or a failure: next stopped waiting.

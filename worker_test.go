@@ -316,6 +316,31 @@ func TestChanSource(t *testing.T) {
 	})
 }
 
+// Rule 9 for a Worker with slots that call next at once: when one slot
+// finds the channel closed and empty, Serve returns nil, without waiting
+// for a drain. A slot that found next's context ended by the end of the
+// source, but not yet the source marked dry, used to wait for a drain that
+// never came without a Runner (within a few rounds; 0 in 2 000 since).
+func TestWorkerEndsWhenConcurrentSourceRunsDry(t *testing.T) {
+	for round := range 2000 {
+		w := FromWorker(ChanSource(chanOf(make([]int, 64)...)), func(context.Context, int) error { return nil }).
+			Concurrency(8).
+			ConcurrentNext()
+		done := make(chan error, 1)
+		go func() { done <- w.Serve(context.Background()) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: Serve = %v, want nil", round, err)
+			}
+		case <-time.After(10 * time.Second):
+			w.Shutdown(context.Background()) // let Serve end, for goleak
+			<-done
+			t.Fatalf("round %d: Serve did not return after the source ran dry", round)
+		}
+	}
+}
+
 func chanOf[T any](items ...T) <-chan T {
 	c := make(chan T, len(items))
 	for _, i := range items {
