@@ -120,7 +120,8 @@ func TestOnError(t *testing.T) {
 	})
 	t.Run("a panic is passed to the policy as an error", func(t *testing.T) {
 		var got error
-		w := FromWorker(ChanSource(chanOf(1)), func(context.Context, int) error { panic("boom") }).OnError(func(_ context.Context, _ int, err error) error { got = err; return nil })
+		w := FromWorker(ChanSource(chanOf(1)), func(context.Context, int) error { panic("boom") }).
+			OnError(func(_ context.Context, _ int, err error) error { got = err; return nil })
 		if err := w.Serve(context.Background()); err != nil {
 			t.Errorf("Serve = %v", err)
 		}

@@ -117,11 +117,12 @@ func TestSettle(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var lived time.Duration
 			w := FromWorker(ChanSource(chanOf(1)),
-				func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }).Settle(func(ctx context.Context, _ int, _ error) {
-				begin := time.Now()
-				<-ctx.Done()
-				lived = time.Since(begin)
-			})
+				func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }).
+				Settle(func(ctx context.Context, _ int, _ error) {
+					begin := time.Now()
+					<-ctx.Done()
+					lived = time.Since(begin)
+				})
 			done := make(chan error)
 			go func() { done <- w.Serve(context.Background()) }()
 			synctest.Wait()
@@ -166,7 +167,8 @@ func TestSettle(t *testing.T) {
 		}
 	})
 	t.Run("a panic in settle is a failure", func(t *testing.T) {
-		w := FromWorker(ChanSource(chanOf(1)), func(context.Context, int) error { return nil }).Settle(func(context.Context, int, error) { panic("ack lost") })
+		w := FromWorker(ChanSource(chanOf(1)), func(context.Context, int) error { return nil }).
+			Settle(func(context.Context, int, error) { panic("ack lost") })
 		err := w.Serve(context.Background())
 		if err == nil || err.Error() != "lameduck: Settle panicked: ack lost" {
 			t.Errorf("Serve = %v, want the panic", err)

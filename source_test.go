@@ -74,7 +74,8 @@ func TestSourceLife(t *testing.T) {
 			errRecovery := errors.New("recovery failed")
 			var order []string
 			w := FromWorker(func(context.Context) (int, error) { order = append(order, "next"); return 0, nil },
-				func(context.Context, int) error { return nil }).StartSource(func(context.Context) error { order = append(order, "start"); return errRecovery })
+				func(context.Context, int) error { return nil }).
+				StartSource(func(context.Context) error { order = append(order, "start"); return errRecovery })
 			err := Run(context.Background(), w, withSignalSource(&fakeSignals{}), WithoutLogger())
 			if !errors.Is(err, errRecovery) {
 				t.Errorf("Run = %v, want the start hook's error", err)
