@@ -75,18 +75,20 @@ func benchSource(b *testing.B, kind string, items int) func(context.Context) (in
 	}
 }
 
-func runWorker(b *testing.B, impl string, n int, next func(context.Context) (int, error), handle func(context.Context, int) error, opts ...WorkerOption) {
+// runWorker runs a Worker, or the hand loop, over next with n slots; setup
+// configures the Worker further.
+func runWorker(b *testing.B, impl string, n int, next func(context.Context) (int, error), handle func(context.Context, int) error, setup ...func(*Worker[int])) {
 	ctx := context.Background()
 	switch impl {
-	case "lameduck":
-		opts = append([]WorkerOption{Concurrency(n), ConcurrentNext()}, opts...)
-		if err := FromWorker(next, handle, opts...).Serve(ctx); err != nil {
-			b.Fatal(err)
+	case "lameduck", "lameduck-turns":
+		w := FromWorker(next, handle).Concurrency(n)
+		if impl == "lameduck" {
+			w.ConcurrentNext()
 		}
-		return
-	case "lameduck-turns":
-		opts = append([]WorkerOption{Concurrency(n)}, opts...)
-		if err := FromWorker(next, handle, opts...).Serve(ctx); err != nil {
+		for _, f := range setup {
+			f(w)
+		}
+		if err := w.Serve(ctx); err != nil {
 			b.Fatal(err)
 		}
 		return
@@ -188,16 +190,16 @@ func benchWorkerSettle(b *testing.B, src string, n int, impl string) {
 		b.ReportAllocs()
 		next := benchSource(b, src, b.N)
 		var settled atomic.Int64
-		settle := func(context.Context, int, Outcome) { settled.Add(1) }
+		settle := func(context.Context, int, error) { settled.Add(1) }
 		b.ResetTimer()
 		if impl == "lameduck" {
-			runWorker(b, impl, n, next, func(context.Context, int) error { return nil }, Settle(settle))
+			runWorker(b, impl, n, next, func(context.Context, int) error { return nil }, func(w *Worker[int]) { w.Settle(settle) })
 		} else {
 			// The hand loop needs its own settle context that
 			// outlives handle's, as Settle's does.
 			settleCtx := context.WithoutCancel(context.Background())
 			handle := func(ctx context.Context, item int) error {
-				settle(settleCtx, item, Outcome{Kind: ItemDone})
+				settle(settleCtx, item, nil)
 				return nil
 			}
 			runWorker(b, impl, n, next, handle)

@@ -29,8 +29,9 @@ type noteKey struct{}
 // empty stays in it. Stop the producers first ([Group] shuts members down in
 // reverse order: list the front end after the worker). An item is either
 // received and returned, or left in the channel. ChanSource is safe for
-// concurrent use: with several handler slots, add [ConcurrentNext] so that
-// they need not take turns (unless your next wraps it in code that is not).
+// concurrent use: with several handler slots, call [Worker.ConcurrentNext]
+// so that they need not take turns (unless your next wraps it in code that
+// is not).
 func ChanSource[T any](c <-chan T) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) {
 		if note, ok := ctx.Value(noteKey{}).(*sourceNote); ok && !note.holds.Load() {

@@ -47,7 +47,7 @@ func TestEveryErrorReachesTheCaller(t *testing.T) {
 				}
 				<-ctx.Done()
 				return nil
-			}, Concurrency(2))
+			}).Concurrency(2)
 		},
 		wantErrs:    []error{errJob, context.DeadlineExceeded},
 		wantText:    "lameduck: lame-duck period expired; closing the server: job 3 failed",

@@ -104,5 +104,7 @@ func ExitCode(err error) int {
 // ErrClosed is the cause of the cancellation of Serve's context when a
 // [Runner] calls Close, and of the context a [FromWorker] Worker gives
 // handle when the Worker is closed: context.Cause(ctx) tells a forced stop
-// apart from other cancellations, such as the caller's own.
+// apart from other cancellations, such as the caller's own. A
+// [Worker.Settle] function gets an error that matches it (with
+// [errors.Is]) for every item that was cut short.
 var ErrClosed = errors.New("lameduck: closed")

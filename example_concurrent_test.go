@@ -16,7 +16,7 @@ import (
 // wait on a call of its own: here the three slots' pops are all waiting
 // before the first job arrives. Without it the slots would take turns, and
 // the pops would wait one after another.
-func ExampleConcurrentNext() {
+func ExampleWorker_ConcurrentNext() {
 	var (
 		mu      sync.Mutex
 		waiting int
@@ -48,7 +48,7 @@ func ExampleConcurrentNext() {
 	}
 	handle := func(context.Context, int) error { return nil }
 
-	w := lameduck.FromWorker(pop, handle, lameduck.Concurrency(3), lameduck.ConcurrentNext())
+	w := lameduck.FromWorker(pop, handle).Concurrency(3).ConcurrentNext()
 	err := lameduck.Run(context.Background(), w, lameduck.WithoutLogger())
 	fmt.Println("Run:", err)
 	fmt.Println("pops waiting at once:", most)

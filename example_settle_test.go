@@ -11,9 +11,9 @@ import (
 
 // A consumer that acks, dead-letters and hands back in one place. handle
 // only does the work; Settle tells the broker how each job ended (here the
-// "broker" is a slice of lines). A poison job is dead-lettered rather than
+// "broker" prints a line). A poison job is dead-lettered rather than
 // stopping the service, because OnError goes on past it.
-func ExampleSettle() {
+func ExampleWorker_Settle() {
 	jobs := make(chan string, 3)
 	jobs <- "resize photo"
 	jobs <- "poison"
@@ -26,20 +26,20 @@ func ExampleSettle() {
 		}
 		return nil
 	}
-	settle := func(ctx context.Context, job string, out lameduck.Outcome) {
+	settle := func(ctx context.Context, job string, err error) {
 		// ctx is live even after Close, for the close grace.
-		switch out.Kind {
-		case lameduck.ItemDone:
+		switch {
+		case err == nil:
 			fmt.Printf("ack %q\n", job)
-		case lameduck.ItemFailed, lameduck.ItemPanicked:
-			fmt.Printf("dead-letter %q: %v\n", job, out.Err)
-		case lameduck.ItemCancelled:
-			fmt.Printf("hand back %q\n", job)
+		case errors.Is(err, lameduck.ErrClosed):
+			fmt.Printf("hand back %q\n", job) // cut short: not processed
+		default:
+			fmt.Printf("dead-letter %q: %v\n", job, err) // failed or panicked
 		}
 	}
-	w := lameduck.FromWorker(lameduck.ChanSource(jobs), handle,
-		lameduck.OnError(func(context.Context, string, error) error { return nil }),
-		lameduck.Settle(settle))
+	w := lameduck.FromWorker(lameduck.ChanSource(jobs), handle).
+		OnError(func(context.Context, string, error) error { return nil }).
+		Settle(settle)
 	err := lameduck.Run(context.Background(), w, lameduck.WithoutLogger(), lameduck.CloseGrace(2*time.Second))
 	fmt.Println("Run:", err)
 	// Output:

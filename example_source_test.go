@@ -12,7 +12,7 @@ import (
 // buffered when lame-duck mode began, so that it is handled rather than
 // lost. Here the client has buffered "b" and "c" while next waits on the
 // network for more, and the first job's handler begins lame-duck mode.
-func ExampleReleaseSource() {
+func ExampleWorker_ReleaseSource() {
 	ctx, stop := context.WithCancel(context.Background())
 	buffered := []string{"b", "c"}
 	first := true
@@ -31,15 +31,15 @@ func ExampleReleaseSource() {
 		}
 		return nil
 	}
-	w := lameduck.FromWorker(next, handle,
-		lameduck.StartSource(func(context.Context) error {
+	w := lameduck.FromWorker(next, handle).
+		StartSource(func(context.Context) error {
 			fmt.Println("recovered 0 jobs")
 			return nil
-		}),
-		lameduck.ReleaseSource(func(context.Context) ([]string, error) {
+		}).
+		ReleaseSource(func(context.Context) ([]string, error) {
 			fmt.Println("released", buffered)
 			return buffered, nil
-		}))
+		})
 	fmt.Println("Run:", lameduck.Run(ctx, w, lameduck.WithoutLogger()))
 	// Output:
 	// recovered 0 jobs

@@ -11,7 +11,7 @@ import (
 // A worker that goes on past a bad job: the policy logs it (or sends it to a
 // dead-letter queue) and returns nil. Without OnError the first failure
 // would stop the service.
-func ExampleOnError() {
+func ExampleWorker_OnError() {
 	jobs := make(chan string, 3)
 	jobs <- "resize photo 1"
 	jobs <- "resize photo 2 (corrupt)"
@@ -26,11 +26,10 @@ func ExampleOnError() {
 		fmt.Println("done:", job)
 		return nil
 	}
-	w := lameduck.FromWorker(lameduck.ChanSource(jobs), process,
-		lameduck.OnError(func(ctx context.Context, job string, err error) error {
-			fmt.Printf("skipped %q: %v\n", job, err)
-			return nil
-		}))
+	w := lameduck.FromWorker(lameduck.ChanSource(jobs), process).OnError(func(ctx context.Context, job string, err error) error {
+		fmt.Printf("skipped %q: %v\n", job, err)
+		return nil
+	})
 	fmt.Println("Run:", lameduck.Run(context.Background(), w, lameduck.WithoutLogger()))
 	// Output:
 	// done: resize photo 1

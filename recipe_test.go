@@ -69,7 +69,7 @@ func recipeRound(t *testing.T, round int) (accepted, lost int) {
 			w.WriteHeader(http.StatusAccepted)
 		})
 	}
-	worker := FromWorker(ChanSource(jobs), process, Concurrency(4))
+	worker := FromWorker(ChanSource(jobs), process).Concurrency(4)
 	front := FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: enqueue(jobs)})
 	h := runUntilReady(t, Group(worker, front), Period(30*time.Second))
 	if front.Addr() == nil {

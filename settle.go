@@ -3,72 +3,62 @@ package lameduck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
-// OutcomeKind says how the handling of one item ended.
-type OutcomeKind int
-
-const (
-	// ItemDone means handle returned nil.
-	ItemDone OutcomeKind = iota
-	// ItemFailed means handle returned an error (other than the one that
-	// Close's cancellation of its context made it return).
-	ItemFailed
-	// ItemCancelled means handle gave up because its context was cancelled:
-	// by Close, when the Outcome's Err is [ErrClosed], or by the caller of
-	// Serve. The item was not processed and is owed to the source.
-	ItemCancelled
-	// ItemPanicked means handle panicked; the Outcome's Err holds the panic
-	// value (and unwraps to it when it is an error).
-	ItemPanicked
-)
-
-// String returns the kind's name in lower case, such as "done".
-func (k OutcomeKind) String() string {
-	switch k {
-	case ItemDone:
-		return "done"
-	case ItemFailed:
-		return "failed"
-	case ItemCancelled:
-		return "cancelled"
-	case ItemPanicked:
-		return "panicked"
-	}
-	return "unknown"
-}
-
-// Outcome is what a [Settle] function learns about one item.
-type Outcome struct {
-	Kind OutcomeKind
-	// Err is nil for ItemDone; handle's error for ItemFailed; the cause of
-	// the cancellation for ItemCancelled (ErrClosed after Close); an error
-	// describing the panic for ItemPanicked.
-	Err error
-}
-
-// Settle gives a Worker one place to tell the source how each item ended:
-// ack a done item, nack or dead-letter a failed or panicked one, hand a
-// cancelled one back. settle is called exactly once for every item passed to
-// handle, right after handle returns (and after an [OnError] policy, if any),
-// in the same goroutine, before that handler slot takes a new item; so
-// Shutdown returns only once every item has been settled.
+// Settle gives the Worker one place to tell the source how each item
+// ended: ack it, dead-letter it, or hand it back. settle is called exactly
+// once for every item passed to handle, right after handle returns (and
+// after a [Worker.OnError] policy, if any), in the same goroutine, before
+// that handler slot takes a new item; so Shutdown returns only once every
+// item has been settled. It is also called, once, for each item that a
+// [Worker.ReleaseSource] hook handed back and Close left unhandled. The
+// default is to settle nothing.
+//
+// err says how the item ended, and a switch tells the cases apart in this
+// order:
+//
+//	switch {
+//	case err == nil:
+//		// handle succeeded: ack.
+//	case errors.Is(err, lameduck.ErrClosed):
+//		// Close cut the item short (or never let handle see it): the
+//		// item was not processed; hand it back.
+//	default:
+//		// handle failed: err is its error, or one whose message says
+//		// that handle panicked (it unwraps to the panic value when that
+//		// is an error). Dead-letter, or nack for a retry.
+//	}
+//
+// A failed item reaches settle whether or not an OnError policy went on
+// past it, so that settle can dead-letter it. An item is cut short when
+// handle returned its context's error after Close; when something other
+// than Close ended Serve's context (its caller, without a Runner), err
+// matches that cause as well as ErrClosed.
 //
 // settle's context carries Serve's values but is not handle's: it is still
 // live after Close has cancelled handle's, and it ends the Runner's
-// [CloseGrace] (1 second without a Runner) after Close, by which time settle
-// must have returned, or the Runner reports Serve as stuck. A panic in
-// settle is a failure of the Worker, as a failed handle is. T must be the
-// Worker's item type, or NewRunner fails.
-func Settle[T any](settle func(ctx context.Context, item T, out Outcome)) WorkerOption {
-	return workerOption(func(c *workerConfig) error {
-		if settle == nil {
-			return errors.New("lameduck: Settle: function is nil")
-		}
-		c.settle = settle
-		return nil
-	})
+// [CloseGrace] (1 second without a Runner) after Close, by which time
+// settle must have returned, or the Runner reports Serve as stuck. A panic
+// in settle is a failure of the Worker, as a failed handle is.
+func (w *Worker[T]) Settle(settle func(ctx context.Context, item T, err error)) *Worker[T] {
+	var mistake string
+	if settle == nil {
+		mistake = "function is nil"
+	}
+	return w.configure("Settle", mistake, func() { w.settle = settle })
+}
+
+// cutShort returns the error that Settle gets for an item that Close, or
+// the end of Serve's context, kept from being processed: it always
+// matches ErrClosed, so that one test finds every item owed to the source.
+func cutShort(handleCtx context.Context) error {
+	cause := context.Cause(handleCtx)
+	if errors.Is(cause, ErrClosed) {
+		return cause
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, cause)
 }
 
 // errGraceOver ends the settle context a close grace after Close.
@@ -104,11 +94,11 @@ func (s *serving[T]) startSettling(serveCtx context.Context) (release func()) {
 }
 
 // settleItem calls the Settle function, turning a panic into a failure.
-func (s *serving[T]) settleItem(item T, out Outcome) {
+func (s *serving[T]) settleItem(item T, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.fail(newPanicError("Settle", p))
 		}
 	}()
-	s.w.settle(s.settleCtx, item, out)
+	s.w.settle(s.settleCtx, item, err)
 }

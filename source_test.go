@@ -3,7 +3,6 @@ package lameduck
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -75,8 +74,8 @@ func TestSourceLife(t *testing.T) {
 			errRecovery := errors.New("recovery failed")
 			var order []string
 			w := FromWorker(func(context.Context) (int, error) { order = append(order, "next"); return 0, nil },
-				func(context.Context, int) error { return nil },
-				StartSource(func(context.Context) error { order = append(order, "start"); return errRecovery }))
+				func(context.Context, int) error { return nil }).
+				StartSource(func(context.Context) error { order = append(order, "start"); return errRecovery })
 			err := Run(context.Background(), w, withSignalSource(&fakeSignals{}), WithoutLogger())
 			if !errors.Is(err, errRecovery) {
 				t.Errorf("Run = %v, want the start hook's error", err)
@@ -94,7 +93,7 @@ func TestSourceLife(t *testing.T) {
 			w := FromWorker(p.pull, func(_ context.Context, i int) error {
 				handled = append(handled, i)
 				return nil
-			}, ReleaseSource(p.release), Settle(rec.settle))
+			}).ReleaseSource(p.release).Settle(rec.settle)
 			h := runInBubble(t, w)
 			time.Sleep(250 * time.Millisecond) // two items pulled, one still in the buffer
 			h.sig.send(syscall.SIGTERM)
@@ -122,7 +121,7 @@ func TestSourceLife(t *testing.T) {
 				time.Sleep(400 * time.Millisecond)
 				handled = append(handled, i)
 				return nil
-			}, ReleaseSource(p.release))
+			}).ReleaseSource(p.release)
 			h := runInBubble(t, w)
 			time.Sleep(150 * time.Millisecond) // item 0 in handle, 1 and 2 in the buffer
 			sigAt := time.Now()
@@ -151,7 +150,7 @@ func TestSourceLife(t *testing.T) {
 					<-gate
 				}
 				return nil
-			}, ReleaseSource(p.release))
+			}).ReleaseSource(p.release)
 			done := make(chan error)
 			go func() { done <- w.Serve(context.Background()) }()
 			time.Sleep(150 * time.Millisecond) // item 0 in handle, 1 and 2 in the buffer
@@ -179,7 +178,7 @@ func TestSourceLife(t *testing.T) {
 				handled = append(handled, i)
 				<-ctx.Done() // longer than the period
 				return ctx.Err()
-			}, ReleaseSource(p.release), Settle(rec.settle))
+			}).ReleaseSource(p.release).Settle(rec.settle)
 			h := runInBubble(t, w, Period(time.Second))
 			time.Sleep(150 * time.Millisecond) // item 0 in handle, 1 and 2 in the buffer
 			h.sig.send(syscall.SIGTERM)
@@ -207,7 +206,7 @@ func TestSourceLife(t *testing.T) {
 			w := FromWorker(ChanSource(make(chan int)), func(_ context.Context, i int) error {
 				handled = append(handled, i)
 				return nil
-			}, ReleaseSource(func(context.Context) ([]int, error) { return []int{7}, errRelease }))
+			}).ReleaseSource(func(context.Context) ([]int, error) { return []int{7}, errRelease })
 			h := runInBubble(t, w)
 			h.sig.send(syscall.SIGTERM)
 			if _, err := h.wait(); !errors.Is(err, errRelease) {
@@ -217,24 +216,5 @@ func TestSourceLife(t *testing.T) {
 				t.Errorf("handled (-want +got):\n%s", diff)
 			}
 		})
-	})
-	t.Run("bad input", func(t *testing.T) {
-		for _, c := range []struct {
-			name string
-			opt  WorkerOption
-			want string
-		}{
-			{"a nil start", StartSource(nil), "lameduck: StartSource: function is nil"},
-			{"a nil release", ReleaseSource[int](nil), "lameduck: ReleaseSource: function is nil"},
-			{"a release for another item type", ReleaseSource(func(context.Context) ([]string, error) { return nil, nil }),
-				"ReleaseSource's function is a func(context.Context) ([]string, error), want a func(context.Context) ([]int, error)"},
-		} {
-			t.Run(c.name, func(t *testing.T) {
-				w := FromWorker(ChanSource(chanOf(1)), func(context.Context, int) error { return nil }, c.opt)
-				if _, err := NewRunner(w); err == nil || !strings.HasSuffix(err.Error(), c.want) {
-					t.Errorf("NewRunner = %v, want %q", err, c.want)
-				}
-			})
-		}
 	})
 }

@@ -146,18 +146,17 @@ func TestWorkerHandlesHeldItemsWhenNextEnds(t *testing.T) {
 						var mu sync.Mutex
 						var handled []int
 						var rec settled
-						opts := []WorkerOption{Concurrency(n), Settle(rec.settle)}
-						if c.hold == "release" {
-							opts = append(opts, ReleaseSource(h.release))
-						} else {
-							opts = append(opts, DrainSource())
-						}
 						w := FromWorker(h.next, func(_ context.Context, i int) error {
 							mu.Lock()
 							defer mu.Unlock()
 							handled = append(handled, i)
 							return nil
-						}, opts...)
+						}).Concurrency(n).Settle(rec.settle)
+						if c.hold == "release" {
+							w.ReleaseSource(h.release)
+						} else {
+							w.DrainSource()
+						}
 						var err error
 						begin := time.Now()
 						if runner {

@@ -127,12 +127,12 @@ func runWorkerCase(t *testing.T, c workerCase) {
 			}
 		}
 		var rec settled
-		opts := []WorkerOption{Concurrency(c.n), Settle(rec.settle)}
+		w := FromWorker(next, handle).Concurrency(c.n).Settle(rec.settle)
 		if c.shared {
 			l.pullsAtOnce = c.n
-			opts = append(opts, ConcurrentNext())
+			w.ConcurrentNext()
 		}
-		h := runInBubble(t, FromWorker(next, handle, opts...), Period(c.period), WithoutLogger())
+		h := runInBubble(t, w, Period(c.period), WithoutLogger())
 		begin := time.Now()
 		if c.triggerAt > 0 {
 			time.AfterFunc(c.triggerAt, func() { sendSignal(h) })

@@ -17,7 +17,7 @@ type serving[T any] struct {
 	cancel    context.CancelCauseFunc // ends handleCtx and nextCtx
 	settleCtx context.Context         // given to Settle; ends a close grace after handleCtx
 
-	note   sourceNote  // whether the source holds accepted items: see DrainSource
+	note   sourceNote  // whether the source holds accepted items: see Worker.DrainSource
 	called atomic.Bool // next has returned an item, or been asked in the drain (so ChanSource has said so)
 	dry    atomic.Bool // next has nothing more to hand over, or failed in the drain: pull no more
 	broke  atomic.Bool // next has failed (an error or a panic) and the failure is recorded
@@ -61,6 +61,32 @@ type slot[T any] struct {
 	probing bool
 }
 
+// run runs the handler slots, and the release hook's goroutine when there
+// is one, until all have stopped; then it settles what release handed
+// back that was never handled.
+func (s *serving[T]) run(serveCtx context.Context) {
+	w := s.w
+	if (w.n > 1 && !w.shared) || w.release != nil {
+		s.turns = newTurns()
+	}
+	var wg sync.WaitGroup
+	for range w.n - 1 {
+		wg.Go(s.loop)
+	}
+	var releaser sync.WaitGroup
+	slotsDone := make(chan struct{})
+	if w.release != nil {
+		releaser.Go(func() { s.releaseAtDrain(slotsDone) })
+	}
+	s.loop()
+	wg.Wait()
+	close(slotsDone)
+	releaser.Wait()
+	if w.release != nil {
+		s.settleLeftovers(serveCtx)
+	}
+}
+
 func (s *serving[T]) loop() {
 	l := slot[T]{s: s}
 	for !l.over {
@@ -88,14 +114,14 @@ func (l *slot[T]) run() {
 			return
 		}
 		l.at = inHandle
-		out := Outcome{Kind: ItemDone}
-		if err := s.w.handle(s.handleCtx, item); err != nil {
+		err := s.w.handle(s.handleCtx, item)
+		if err != nil {
 			l.at = inWorker
-			out = s.handleFailed(item, err, false)
+			err = s.handleFailed(item, err, false)
 		}
 		if s.w.settle != nil {
 			l.at = inSettle
-			s.w.settle(s.settleCtx, item, out)
+			s.w.settle(s.settleCtx, item, err)
 		}
 		l.at = inWorker
 	}
@@ -114,9 +140,9 @@ func (l *slot[T]) recovered(p any, item T) {
 		l.nextBroke(newPanicError("next", p), l.inDrain)
 		l.endTurn()
 	case inHandle:
-		out := s.handleFailed(item, newPanicError("handle", p), true)
+		err := s.handleFailed(item, newPanicError("handle", p), true)
 		if s.w.settle != nil {
-			s.settleItem(item, out)
+			s.settleItem(item, err)
 		}
 	case inSettle:
 		s.fail(newPanicError("Settle", p))
@@ -244,15 +270,19 @@ func (l *slot[T]) nextFailed(err error, draining bool) (stop bool) {
 	s := l.s
 	switch {
 	case errors.Is(err, io.EOF):
-		s.stop()
 		if s.w.release != nil {
 			// next has fetched its last item, but what the source
 			// prefetched was accepted all the same: release hands it over
 			// now, and the slots handle it before Serve returns.
+			s.stop()
 			s.w.beginDrain()
 			return false
 		}
+		// Dry before stopped: a slot that finds next's context ended
+		// must also find the source dry, or it waits for a drain that,
+		// without a Runner, never comes.
 		s.dry.Store(true)
+		s.stop()
 		return true
 	case s.nextCtx.Err() != nil && errors.Is(err, s.nextCtx.Err()):
 		// Lame-duck mode or a failure: next stopped waiting.
@@ -292,26 +322,24 @@ func (l *slot[T]) nextBroke(err error, draining bool) (stop bool) {
 }
 
 // handleFailed applies the error policy to an item whose handler failed,
-// and says how the item's handling ended.
-func (s *serving[T]) handleFailed(item T, err error, panicked bool) Outcome {
+// and returns the error that Settle gets for it: handle's own, or, when
+// Close cut the handler short, the error that says so.
+func (s *serving[T]) handleFailed(item T, err error, panicked bool) error {
 	if ctxErr := s.handleCtx.Err(); ctxErr != nil && !panicked {
 		if cause := context.Cause(s.handleCtx); errors.Is(err, ctxErr) || errors.Is(err, cause) {
-			// Cut short by Close, a forced stop the Runner reports itself.
-			return Outcome{Kind: ItemCancelled, Err: cause}
+			// A forced stop, which the Runner reports itself.
+			return cutShort(s.handleCtx)
 		}
 	}
-	out := Outcome{Kind: ItemFailed, Err: err}
-	if panicked {
-		out.Kind = ItemPanicked
-	}
+	failure := err
 	if s.w.onError != nil {
-		err = call("OnError policy", func() error { return s.w.onError(s.handleCtx, item, err) })
-		if err == nil {
-			return out
+		failure = call("OnError policy", func() error { return s.w.onError(s.handleCtx, item, err) })
+		if failure == nil {
+			return err
 		}
 	}
-	s.fail(err)
-	return out
+	s.fail(failure)
+	return err
 }
 
 // fail records a failure, stops taking new items and asks the Runner for a

@@ -2,7 +2,9 @@ package lameduck
 
 import (
 	"context"
+	"errors"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -24,7 +26,7 @@ func TestWorkerStopsPullingAtPanicInNext(t *testing.T) {
 			}
 			return int(n), nil
 		}
-		w := FromWorker(next, func(context.Context, int) error { runtime.Gosched(); return nil }, Concurrency(8))
+		w := FromWorker(next, func(context.Context, int) error { runtime.Gosched(); return nil }).Concurrency(8)
 		if err := w.Serve(context.Background()); err == nil || err.Error() != "lameduck: next panicked: queue client bug" {
 			t.Fatalf("Serve = %v, want the panic", err)
 		}
@@ -39,10 +41,10 @@ func TestWorkerStopsPullingAtPanicInNext(t *testing.T) {
 // cut short by Close.
 func TestWorkerPanicWithContextErrorIsAPanic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var out Outcome
+		var settled error
 		w := FromWorker(ChanSource(chanOf(1)),
-			func(ctx context.Context, _ int) error { <-ctx.Done(); panic(ctx.Err()) },
-			Settle(func(_ context.Context, _ int, o Outcome) { out = o }))
+			func(ctx context.Context, _ int) error { <-ctx.Done(); panic(ctx.Err()) }).
+			Settle(func(_ context.Context, _ int, err error) { settled = err })
 		done := make(chan error)
 		go func() { done <- w.Serve(context.Background()) }()
 		synctest.Wait()
@@ -51,8 +53,9 @@ func TestWorkerPanicWithContextErrorIsAPanic(t *testing.T) {
 		if want := "lameduck: handle panicked: context canceled"; err == nil || err.Error() != want {
 			t.Errorf("Serve = %v, want %q", err, want)
 		}
-		if out.Kind != ItemPanicked {
-			t.Errorf("outcome = %v, want panicked", out.Kind)
+		// Settled as failed (a panic), not as cut short by Close.
+		if settled == nil || errors.Is(settled, ErrClosed) || !strings.Contains(settled.Error(), "handle panicked") {
+			t.Errorf("settled with %v, want the panic", settled)
 		}
 	})
 }

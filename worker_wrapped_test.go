@@ -40,7 +40,7 @@ func TestWrappedChanSourceFailingFirst(t *testing.T) {
 				handled = append(handled, i)
 				return nil
 			}
-			err := Run(context.Background(), FromWorker(next, handle, Concurrency(n)), Signals(), WithoutLogger())
+			err := Run(context.Background(), FromWorker(next, handle).Concurrency(n), Signals(), WithoutLogger())
 			if !errors.Is(err, errNext) {
 				t.Errorf("Run = %v, want %v", err, errNext)
 			}

@@ -3,20 +3,20 @@
 // without dropping what it prefetched. It shows what a FromWorker consumer
 // on JetStream needs:
 //
-//   - the iterator is opened at start ([lameduck.StartSource]) and next
-//     waits on it with its context (jetstream.NextContext), so lame-duck
-//     mode never waits for a pull;
+//   - the iterator is opened at start ([lameduck.Worker.StartSource]) and
+//     next waits on it with its context (jetstream.NextContext), so
+//     lame-duck mode never waits for a pull;
 //   - the prefetched buffer is handed back at lame-duck
-//     ([lameduck.ReleaseSource]): the iterator is drained, not stopped, and
-//     what it held is handled within the period or, if Close comes first,
-//     Nak'd by Settle. A naive Stop() throws the buffer away: those
-//     messages reach no handler and come back only after AckWait (run with
-//     -release=false to see it; the exit line counts them);
-//   - acks in one place ([lameduck.Settle]): a done job is acked and the ack
-//     confirmed (DoubleAck), a job cut by Close is Nak'd (redelivered at
-//     once), and a poison job (its handler failed or panicked) is published
-//     to a dead-letter subject and then acked, so the service goes on
-//     instead of meeting it again at every restart;
+//     ([lameduck.Worker.ReleaseSource]): the iterator is drained, not
+//     stopped, and what it held is handled within the period or, if Close
+//     comes first, Nak'd by Settle. A naive Stop() throws the buffer away:
+//     those messages reach no handler and come back only after AckWait (run
+//     with -release=false to see it; the exit line counts them);
+//   - acks in one place ([lameduck.Worker.Settle]): a done job is acked and
+//     the ack confirmed (DoubleAck), a job cut by Close is Nak'd
+//     (redelivered at once), and a poison job (its handler failed or
+//     panicked) is published to a dead-letter subject and then acked, so
+//     the service goes on instead of meeting it again at every restart;
 //   - heartbeats: while a job runs, InProgress resets its AckWait, so a job
 //     longer than AckWait is not redelivered to someone else meanwhile;
 //   - the connection is drained after Run, so that the fire-and-forget Naks
@@ -122,20 +122,18 @@ func run(nc *nats.Conn, s *source, release bool, handledSubj string, work, slow,
 		_, err := s.js.Publish(ctx, handledSubj, msg.Data())
 		return err
 	}
-	opts := []lameduck.WorkerOption{
-		lameduck.Concurrency(concurrency),
-		lameduck.StartSource(s.start),
-		lameduck.Settle(s.settle),
+	w := lameduck.FromWorker(s.next, handle).
+		Concurrency(concurrency).
+		StartSource(s.start).
+		Settle(s.settle).
 		// A failed job is dead-lettered by Settle; the Worker goes on.
-		lameduck.OnError(func(_ context.Context, msg jetstream.Msg, err error) error {
+		OnError(func(_ context.Context, msg jetstream.Msg, err error) error {
 			glog.Warningf("dead-lettering job %q: %v", msg.Data(), err)
 			return nil
-		}),
-	}
+		})
 	if release {
-		opts = append(opts, lameduck.ReleaseSource(s.release))
+		w.ReleaseSource(s.release)
 	}
-	w := lameduck.FromWorker(s.next, handle, opts...)
 	r, err := lameduck.NewRunner(w, lameduck.Period(period))
 	if err != nil {
 		return err

@@ -119,16 +119,17 @@ func (s *source) heartbeat(msg jetstream.Msg) (stop func()) {
 }
 
 // settle is the Settle hook: the message's one ack.
-func (s *source) settle(ctx context.Context, msg jetstream.Msg, out lameduck.Outcome) {
+func (s *source) settle(ctx context.Context, msg jetstream.Msg, handled error) {
 	var err error
-	switch out.Kind {
-	case lameduck.ItemDone:
+	switch {
+	case handled == nil:
 		err = msg.DoubleAck(ctx)
-	case lameduck.ItemCancelled:
-		err = msg.Nak() // redelivered at once, to whoever pulls next
-	case lameduck.ItemFailed, lameduck.ItemPanicked:
+	case errors.Is(handled, lameduck.ErrClosed):
+		err = msg.Nak() // cut short by Close: redelivered at once, to whoever pulls next
+	default:
+		// A poison job: its handler failed or panicked.
 		h := nats.Header{}
-		h.Set("Lameduck-Error", out.Err.Error())
+		h.Set("Lameduck-Error", handled.Error())
 		_, err = s.js.PublishMsg(ctx, &nats.Msg{Subject: s.dead, Data: msg.Data(), Header: h})
 		if err == nil {
 			err = msg.DoubleAck(ctx)
@@ -136,7 +137,7 @@ func (s *source) settle(ctx context.Context, msg jetstream.Msg, out lameduck.Out
 	}
 	if err != nil {
 		// Not acked: the server redelivers it after AckWait.
-		fmt.Printf("settling job %q (%v): %v\n", msg.Data(), out.Kind, err)
+		fmt.Printf("settling job %q (handled: %v): %v\n", msg.Data(), handled, err)
 	}
 }
 

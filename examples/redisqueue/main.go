@@ -3,15 +3,15 @@
 // stops without losing one. It shows what a FromWorker consumer on a real
 // broker needs:
 //
-//   - recovery at start ([lameduck.StartSource]): jobs that a killed
+//   - recovery at start ([lameduck.Worker.StartSource]): jobs that a killed
 //     predecessor left in the processing list go back to the queue;
 //   - a next that honours its context, although go-redis does not for
 //     blocking commands (see queue.next);
-//   - acks in one place ([lameduck.Settle]): a done job is removed from the
-//     processing list, a job cut short by Close goes back to the queue, and
-//     a poison job (its handler failed or panicked) is moved to the
-//     dead-letter list instead of stopping the service, which on restart
-//     would find it first again and crash-loop.
+//   - acks in one place ([lameduck.Worker.Settle]): a done job is removed
+//     from the processing list, a job cut short by Close goes back to the
+//     queue, and a poison job (its handler failed or panicked) is moved to
+//     the dead-letter list instead of stopping the service, which on
+//     restart would find it first again and crash-loop.
 //
 // One consumer per processing list: recovery takes everything in it. Run
 // several consumers with a -processing list each.
@@ -90,15 +90,15 @@ func run(q *queue, handledList string, work, slow time.Duration, concurrency int
 		}
 		return q.rdb.RPush(ctx, handledList, job).Err()
 	}
-	w := lameduck.FromWorker(q.next, handle,
-		lameduck.Concurrency(concurrency),
-		lameduck.StartSource(q.recoverProcessing),
-		lameduck.Settle(q.settle),
+	w := lameduck.FromWorker(q.next, handle).
+		Concurrency(concurrency).
+		StartSource(q.recoverProcessing).
+		Settle(q.settle).
 		// A failed job is dead-lettered by Settle; the Worker goes on.
-		lameduck.OnError(func(_ context.Context, job string, err error) error {
+		OnError(func(_ context.Context, job string, err error) error {
 			glog.Warningf("dead-lettering job %q: %v", job, err)
 			return nil
-		}))
+		})
 	defer q.closeConn()
 	r, err := lameduck.NewRunner(w, lameduck.Period(period))
 	if err != nil {

@@ -121,19 +121,21 @@ func (q *queue) closeConn() {
 
 // settle is the Settle hook: the job's one ack, in one transaction each, so
 // that a job is always in exactly one of the lists.
-func (q *queue) settle(ctx context.Context, job string, out lameduck.Outcome) {
+func (q *queue) settle(ctx context.Context, job string, handled error) {
 	_, err := q.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.LRem(ctx, q.processing, 1, job)
-		switch out.Kind {
-		case lameduck.ItemCancelled:
-			p.RPush(ctx, q.name, job) // back at the end taken next
-		case lameduck.ItemFailed, lameduck.ItemPanicked:
-			p.LPush(ctx, q.dead, job)
+		switch {
+		case handled == nil:
+			// Done: out of processing is all it takes.
+		case errors.Is(handled, lameduck.ErrClosed):
+			p.RPush(ctx, q.name, job) // cut short by Close: back at the end taken next
+		default:
+			p.LPush(ctx, q.dead, job) // a poison job: its handler failed or panicked
 		}
 		return nil
 	})
 	if err != nil {
 		// Still in processing: the next start's recovery re-queues it.
-		fmt.Printf("settling job %q (%v): %v\n", job, out.Kind, err)
+		fmt.Printf("settling job %q (handled: %v): %v\n", job, handled, err)
 	}
 }

@@ -57,7 +57,7 @@ func run(dir string, concurrency int, work, period time.Duration, enqueue int, e
 		}
 		return sp.finish(name)
 	}
-	w := lameduck.FromWorker(sp.claim, handle, lameduck.Concurrency(concurrency))
+	w := lameduck.FromWorker(sp.claim, handle).Concurrency(concurrency)
 	r, err := lameduck.NewRunner(w, lameduck.Period(period))
 	if err != nil {
 		glog.Errorf("%v", err)
