@@ -134,18 +134,8 @@ func run(nc *nats.Conn, s *source, release bool, handledSubj string, work, slow,
 	if release {
 		w.ReleaseSource(s.release)
 	}
-	r, err := lameduck.NewRunner(w, lameduck.Period(period))
-	if err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	select {
-	case <-r.Ready():
-		fmt.Println("ready")
-		err = <-done
-	case err = <-done:
-	}
+	err := lameduck.Run(ctx, w, lameduck.Period(period),
+		lameduck.WithReady(func() { fmt.Println("ready") }))
 	s.report(ctx)
 	return err
 }

@@ -100,17 +100,6 @@ func run(q *queue, handledList string, work, slow time.Duration, concurrency int
 			return nil
 		})
 	defer q.closeConn()
-	r, err := lameduck.NewRunner(w, lameduck.Period(period))
-	if err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	select {
-	case <-r.Ready():
-		fmt.Println("ready")
-		return <-done
-	case err := <-done:
-		return err
-	}
+	return lameduck.Run(context.Background(), w, lameduck.Period(period),
+		lameduck.WithReady(func() { fmt.Println("ready") }))
 }

@@ -58,27 +58,10 @@ func run(dir string, concurrency int, work, period time.Duration, enqueue int, e
 		return sp.finish(name)
 	}
 	w := lameduck.FromWorker(sp.claim, handle).Concurrency(concurrency)
-	r, err := lameduck.NewRunner(w, lameduck.Period(period))
-	if err != nil {
-		glog.Errorf("%v", err)
-		return 1
-	}
-
-	done := make(chan error, 1)
-	go func() { done <- r.Run(context.Background()) }()
-	select {
-	case <-r.Ready():
-		fmt.Println("ready")
-		err = <-done
-	case err = <-done:
-		// With -exit-when-done and little to do, Run can finish before this
-		// select sees Ready; it was ready all the same, so say so.
-		select {
-		case <-r.Ready():
-			fmt.Println("ready")
-		default:
-		}
-	}
+	// "ready" once the handlers are installed: a script waits for it before
+	// it sends SIGTERM.
+	err = lameduck.Run(context.Background(), w, lameduck.Period(period),
+		lameduck.WithReady(func() { fmt.Println("ready") }))
 	if err != nil {
 		glog.Errorf("%v", err)
 	}
