@@ -29,71 +29,38 @@ type HTTPServer struct {
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
 // or ":https" with TLS, when it is empty), so [HTTPServer.Addr] can report the
-// port when srv.Addr asks for port 0. It serves TLS when srv.TLSConfig holds
-// certificates (Certificates, GetCertificate or GetConfigForClient), and plain
-// HTTP otherwise; HTTP/2 is served as net/http would serve it (over TLS by
-// default, and in clear text when srv.Protocols enables UnencryptedHTTP2).
-// [http.ErrServerClosed] never comes out of Serve.
+// port when srv.Addr asks for port 0. It serves TLS when srv.TLSConfig can
+// supply a certificate (Certificates, GetCertificate or GetConfigForClient),
+// and HTTP/2 as net/http would serve it (over TLS by default, in clear text
+// when srv.Protocols enables UnencryptedHTTP2). [http.ErrServerClosed] never
+// comes out of Serve.
 //
-// What the drain promises, for every protocol: a request that has reached its
+// The drain's promise, for every protocol: a request that has reached its
 // handler is answered, and the whole response reaches a client that keeps
-// reading, within the period. No connection that may still owe its client
-// bytes is closed before Close: when net/http (or the drain) closes a
-// connection during the drain, FromHTTP sends everything queued, then a FIN,
-// and keeps reading until the client has closed its side or has acknowledged
-// every byte, so the client's kernel never receives a reset that would
-// discard what it has not yet read. HTTP/1 connections are closed as soon as
-// they go idle; HTTP/2 connections (TLS or h2c) get net/http's GOAWAY and end
-// when the client closes them after its last stream, or a second after the
-// GOAWAY if it does not. Shutdown returns as soon as the last of them is gone,
-// not at net/http's next poll (which backs off to 500 ms).
+// reading, within the period; no connection that may still owe its client
+// bytes is closed before Close, and HTTP/2 clients get a GOAWAY. Shutdown
+// returns as soon as the last connection is gone, not at net/http's next
+// poll. The README's "What FromHTTP delivers" says how, per protocol.
 //
-// What it cannot promise: a request that reaches the server after the drain
-// began is refused (a new connection) or answered by a closed connection (a
-// request on an idle HTTP/1 keep-alive connection racing its close); fail a
-// readiness probe and give load balancers time to stop sending before the
-// drain ([WithPreShutdown]). A response still being written when the period
-// ends, or to a client that stopped reading, is cut off by Close, and Run then
-// reports it with a [*LameDuckError].
-//
-// Handlers that stream (server-sent events, long polls) learn that the drain
-// began from [Draining] on the request's context, so they can end early.
-// The drain waits for calls of the handler in progress, so a handler that
-// hijacks its connection holds it up while it runs; see [HTTPServer.Track]
-// for one that hands the connection on. HTTP/2 in clear text served by
-// golang.org/x/net/http2/h2c's handler lives inside one long handler call
-// that the drain cannot reach. FromHTTP warns through srv.ErrorLog (where
-// net/http logs, whatever the Runner's logger) when a handler gets an HTTP/2
-// preface: use srv.Protocols instead, or call x/net's
-// http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler so
-// that Shutdown reaches it.
-//
-// A connection that has not made a request yet owes nothing and does not
-// hold the drain up: it is closed once the requests in flight are done (one
-// that may be an HTTP/2 connection yet to open its first stream gets up to a
-// second, net/http's own wait after a GOAWAY). A request whose header is
-// still arriving when the drain begins is dropped, as net/http drops it.
+// What it cannot promise: a request that arrives after the drain began is
+// refused, or meets a closing keep-alive connection; fail a readiness probe
+// and give load balancers time before the drain ([WithPreShutdown]). A
+// response still being written when the period ends, or to a client that
+// stopped reading, is cut by Close, and Run reports a [*LameDuckError].
+// Streaming handlers should end when [Draining] says the drain began; a
+// handler that hijacks its connection holds the drain while it runs (see
+// [HTTPServer.Track]). x/net's h2c.NewHandler is out of the drain's reach:
+// use srv.Protocols (FromHTTP warns through srv.ErrorLog when it sees one).
 //
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
-// methods yourself, or change it while it runs. It wraps srv.ConnState,
-// srv.Handler and srv.BaseContext (each one you set is still used), and every
-// accepted connection: the net.Conn your ConnState or ConnContext hook gets
-// (inside a *tls.Conn, with TLS) is FromHTTP's, and its NetConn method
-// returns the connection as the listener accepted it. When
-// srv.BaseContext is nil, requests' contexts carry the values of the context
-// given to Serve. A srv that was shut down or closed before cannot serve
-// again: Serve then fails with an error instead of returning nil.
-//
-// When srv.TLSNextProto is nil and srv serves HTTP/2, the HTTPServer has
-// net/http set HTTP/2 up on an http.Server of its own, checking srv's
-// settings as ServeTLS would before the port opens, and puts the result in
-// srv.TLSNextProto. net/http's GOAWAY sweep runs once, so a connection that
-// HTTP/2 begins to serve just after it (one whose TLS handshake ends as the
-// drain begins) would get no GOAWAY and hold the drain until the period
-// ends; set up apart, the sweep can be repeated for it, while the hooks
-// registered with srv.RegisterOnShutdown still run once. With HTTP/2 of your
-// own in srv.TLSNextProto (x/net's http2.ConfigureServer), such a connection
-// can still miss its GOAWAY.
+// yourself, or change it while it runs. It wraps srv.ConnState,
+// srv.Handler and srv.BaseContext (yours are still called) and every
+// accepted connection (NetConn returns the one the listener accepted). When
+// srv.TLSNextProto is nil it sets net/http's HTTP/2 up itself, so that a
+// connection whose handshake ends as the drain begins still gets its
+// GOAWAY; with HTTP/2 of your own (x/net's http2.ConfigureServer) such a
+// connection can miss it. A srv that was shut down or closed before cannot
+// serve again: Serve fails instead of returning nil.
 func FromHTTP(srv *http.Server) *HTTPServer {
 	h := &HTTPServer{
 		srv:      srv,
