@@ -3,21 +3,9 @@ package lameduck
 import (
 	"context"
 	"io"
-	"sync/atomic"
+
+	"github.com/b583c413/lameduck/internal/workloop"
 )
-
-// sourceNote is what the Worker hands next through its context so that
-// ChanSource can say that it holds accepted items, as DrainSource says for
-// a user's source. A next that wraps ChanSource holds what it holds, so the
-// note holds for the wrapper too. Whether next is safe for concurrent use
-// is not a thing ChanSource can say: a wrapper around it may not be, so
-// only ConcurrentNext says that.
-type sourceNote struct {
-	holds atomic.Bool // next hands over accepted items once its context ends
-}
-
-// noteKey is the context key of the Worker's *sourceNote.
-type noteKey struct{}
 
 // ChanSource makes a next function for [FromWorker] that receives from c.
 // It returns [io.EOF] once c is closed and drained. An item in c is
@@ -34,9 +22,7 @@ type noteKey struct{}
 // is not).
 func ChanSource[T any](c <-chan T) func(context.Context) (T, error) {
 	return func(ctx context.Context) (T, error) {
-		if note, ok := ctx.Value(noteKey{}).(*sourceNote); ok && !note.holds.Load() {
-			note.holds.Store(true)
-		}
+		workloop.MarkHolds(ctx)
 		// An item already buffered is taken without a select: the cheap
 		// path for a busy queue, and the same choice the select would make.
 		select {

@@ -15,6 +15,20 @@ import (
 // its goroutines behind.
 const closeGrace = time.Second
 
+// graceTaker is a Server that bounds work of its own after Close by the
+// Runner's close grace: a Worker, or a Group or Member that passes it on.
+// The Runner tells it before Serve; without a Runner it keeps closeGrace.
+type graceTaker interface {
+	setCloseGrace(time.Duration)
+}
+
+// giveCloseGrace tells svr the close grace, if svr takes one.
+func giveCloseGrace(svr Server, d time.Duration) {
+	if g, ok := svr.(graceTaker); ok {
+		g.setCloseGrace(d)
+	}
+}
+
 // namedTask is a task Run waits for after Close, with how to name it when
 // it is stuck.
 type namedTask struct {

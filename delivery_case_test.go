@@ -315,3 +315,13 @@ func judge(c deliveryCase, runErr error, xs []*exchange, runningAtRun map[*excha
 	}
 	return faults
 }
+
+// closed reports whether c is closed, without waiting.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}

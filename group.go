@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Group makes one [Server] of several, so that they run under one [Runner]
@@ -84,6 +85,13 @@ func (g *group) validate() error { return g.err }
 // Ready returns a channel closed once every member is serving and every
 // member with a Ready method is ready.
 func (g *group) Ready() <-chan struct{} { return g.ready }
+
+// setCloseGrace passes the Runner's close grace on to every member.
+func (g *group) setCloseGrace(d time.Duration) {
+	for _, m := range g.members {
+		giveCloseGrace(m, d)
+	}
+}
 
 // Serve starts every member's Serve and waits for all of them to return.
 // A stop that came before it does not keep it from starting them: each

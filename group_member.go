@@ -3,6 +3,7 @@ package lameduck
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // This file holds how a Group's member is named: by its position, and by the
@@ -79,6 +80,9 @@ func (n *namedServer) validate() error {
 	}
 	return nil
 }
+
+// setCloseGrace passes the Runner's close grace on to the named Server.
+func (n *namedServer) setCloseGrace(d time.Duration) { giveCloseGrace(n.Server, d) }
 
 // Ready is the named Server's own Ready, or a closed channel for a Server
 // without one, which is the same to a Runner or a Group: ready once Serve

@@ -90,10 +90,6 @@ func CloseGrace(d time.Duration) Option {
 	})
 }
 
-// graceKey is the context key under which Serve's context carries the
-// Runner's close grace, a time.Duration.
-type graceKey struct{}
-
 // Signals replaces the list of signals that begin lame-duck mode; the default
 // is [os.Interrupt] and [syscall.SIGTERM]. When a signal began lame-duck
 // mode, the next one ends the period at once; when the context or [Stop]

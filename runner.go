@@ -162,7 +162,8 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 	base := context.WithValue(context.WithoutCancel(ctx), stopKey{}, ru)
 	// Servers that settle work after Close (FromWorker) bound it by the
 	// same grace the Runner gives them.
-	serveCtx, cancel := context.WithCancelCause(context.WithValue(base, graceKey{}, ru.cfg.closeGrace))
+	giveCloseGrace(ru.r.svr, ru.cfg.closeGrace)
+	serveCtx, cancel := context.WithCancelCause(base)
 	defer cancel(nil)
 	ru.cancelServe = cancel
 	ru.serve = ru.spawn("Serve", func() error { return ru.r.svr.Serve(serveCtx) })

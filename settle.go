@@ -1,11 +1,6 @@
 package lameduck
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"time"
-)
+import "context"
 
 // Settle gives the Worker one place to tell the source how each item
 // ended: ack it, dead-letter it, or hand it back. settle is called exactly
@@ -48,57 +43,4 @@ func (w *Worker[T]) Settle(settle func(ctx context.Context, item T, err error)) 
 		mistake = "function is nil"
 	}
 	return w.configure("Settle", mistake, func() { w.settle = settle })
-}
-
-// cutShort returns the error that Settle gets for an item that Close, or
-// the end of Serve's context, kept from being processed: it always
-// matches ErrClosed, so that one test finds every item owed to the source.
-func cutShort(handleCtx context.Context) error {
-	cause := context.Cause(handleCtx)
-	if errors.Is(cause, ErrClosed) {
-		return cause
-	}
-	return fmt.Errorf("%w: %w", ErrClosed, cause)
-}
-
-// errGraceOver ends the settle context a close grace after Close.
-var errGraceOver = errors.New("lameduck: close grace after Close is over")
-
-// startSettling makes the context given to Settle, which ends a close grace
-// after handle's, and returns the function that releases it, which Serve
-// calls before it returns.
-func (s *serving[T]) startSettling(serveCtx context.Context) (release func()) {
-	grace := closeGrace
-	if d, ok := serveCtx.Value(graceKey{}).(time.Duration); ok {
-		grace = d
-	}
-	settleCtx, cancel := context.WithCancelCause(context.WithoutCancel(serveCtx))
-	s.settleCtx = settleCtx
-	ran := make(chan struct{})
-	stop := context.AfterFunc(s.handleCtx, func() {
-		defer close(ran)
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel(errGraceOver)
-		case <-settleCtx.Done():
-		}
-	})
-	return func() {
-		cancel(nil)
-		if !stop() {
-			<-ran
-		}
-	}
-}
-
-// settleItem calls the Settle function, turning a panic into a failure.
-func (s *serving[T]) settleItem(item T, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.fail(newPanicError("Settle", p))
-		}
-	}()
-	s.w.settle(s.settleCtx, item, err)
 }

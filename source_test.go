@@ -155,13 +155,13 @@ func TestSourceLife(t *testing.T) {
 			go func() { done <- w.Serve(context.Background()) }()
 			time.Sleep(150 * time.Millisecond) // item 0 in handle, 1 and 2 in the buffer
 			w.mu.Lock()
-			w.beginDrain() // Shutdown's first step alone
+			w.drain.Begin() // Shutdown's first step alone
 			w.mu.Unlock()
 			synctest.Wait()
 			close(gate) // the slot comes back and calls next: item 1
 			synctest.Wait()
 			w.mu.Lock()
-			w.serving.stop() // Shutdown's second step
+			w.loop.StopTaking() // Shutdown's second step
 			w.mu.Unlock()
 			if err := <-done; err != nil {
 				t.Errorf("Serve = %v, want nil", err)

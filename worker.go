@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
+
+	"github.com/b583c413/lameduck/internal/workloop"
 )
 
 // Worker is a queue consumer run as a [Server]; make one with [FromWorker]
@@ -31,23 +34,23 @@ type Worker[T any] struct {
 	start   func(context.Context) error           // StartSource; nil: none
 	release func(context.Context) ([]T, error)    // ReleaseSource; nil: none
 	n       int
-	holds   bool  // DrainSource: next hands over accepted items after lame-duck
-	shared  bool  // ConcurrentNext: next may be called by several slots at once
-	err     error // the first mistake in FromWorker's arguments or a method's; under mu
+	holds   bool          // DrainSource: next hands over accepted items after lame-duck
+	shared  bool          // ConcurrentNext: next may be called by several slots at once
+	err     error         // the first mistake in FromWorker's arguments or a method's; under mu
+	grace   time.Duration // the Runner's close grace (see setCloseGrace); under mu
 
-	done     chan struct{} // closed when Serve has finished, or will never start
-	draining chan struct{} // closed once accepted items are to be handed over
-	drain    sync.Once     // closes draining
+	done  chan struct{}   // closed when Serve has finished, or will never start
+	drain *workloop.Drain // begun once accepted items are to be handed over
 
 	// mu guards the configuration until Serve begins (the handler slots
 	// read it without the lock afterwards, which is why a late method
 	// changes nothing) and the fields below.
 	mu       sync.Mutex
-	started  bool        // Serve has been called
-	shutdown bool        // Shutdown has been called
-	closed   bool        // Close has been called
-	late     []error     // methods called once Serve had begun
-	serving  *serving[T] // the running Serve's state; nil before
+	started  bool              // Serve has been called
+	shutdown bool              // Shutdown has been called
+	closed   bool              // Close has been called
+	late     []error           // methods called once Serve had begun
+	loop     *workloop.Loop[T] // the running Serve's state; nil before
 }
 
 // FromWorker makes a [Server] that pulls items with next and processes each
@@ -100,7 +103,7 @@ type Worker[T any] struct {
 // The Worker handles one item at a time until [Worker.Concurrency] says
 // otherwise. A nil next or handle makes NewRunner and Serve fail.
 func FromWorker[T any](next func(context.Context) (T, error), handle func(context.Context, T) error) *Worker[T] {
-	w := &Worker[T]{next: next, handle: handle, n: 1, done: make(chan struct{}), draining: make(chan struct{})}
+	w := &Worker[T]{next: next, handle: handle, n: 1, grace: closeGrace, done: make(chan struct{}), drain: workloop.NewDrain()}
 	switch {
 	case next == nil:
 		w.err = errors.New("lameduck: FromWorker: next is nil")
@@ -216,36 +219,39 @@ func (w *Worker[T]) check() error {
 	return nil
 }
 
-// beginDrain lets the loops hand over the items the source holds.
-func (w *Worker[T]) beginDrain() { w.drain.Do(func() { close(w.draining) }) }
+// setCloseGrace is how a Runner gives the Worker its close grace before
+// Serve (see [CloseGrace]): it bounds Settle's context after Close and
+// ReleaseSource's context.
+func (w *Worker[T]) setCloseGrace(d time.Duration) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.grace = d
+	w.mu.Unlock()
+}
 
 // Serve pulls and handles items until the source is done, a call fails, or
 // the Worker is shut down or closed. See [FromWorker].
 func (w *Worker[T]) Serve(ctx context.Context) error {
-	s, err := w.begin(ctx)
-	if s == nil {
+	loop, err := w.begin(ctx)
+	if loop == nil {
 		return err
 	}
 	defer close(w.done)
-	defer s.cancel(nil)
-	if w.settle != nil {
-		defer s.startSettling(ctx)()
+	failures, err := loop.Serve(ctx)
+	if err != nil {
+		return err
 	}
-	if w.start != nil {
-		if err := call("StartSource", func() error { return w.start(s.handleCtx) }); err != nil {
-			return err
-		}
-	}
-	s.run(ctx)
 	w.mu.Lock()
 	late := w.late
 	w.mu.Unlock()
-	return joinErrors(append(s.errs, late...)...)
+	return joinErrors(append(failures, late...)...)
 }
 
-// begin marks w as started and makes the state of its one Serve, or
-// returns nil and the error Serve returns.
-func (w *Worker[T]) begin(ctx context.Context) (*serving[T], error) {
+// begin marks w as started and hands its configuration to the loop of its
+// one Serve, or returns nil and the error Serve returns.
+func (w *Worker[T]) begin(ctx context.Context) (*workloop.Loop[T], error) {
 	if w == nil {
 		return nil, w.validate()
 	}
@@ -262,20 +268,33 @@ func (w *Worker[T]) begin(ctx context.Context) (*serving[T], error) {
 		close(w.done)
 		return nil, nil
 	}
-	handleCtx, cancel := context.WithCancelCause(ctx)
-	s := &serving[T]{w: w, handleCtx: handleCtx, cancel: cancel}
-	// A source with a release hook holds what it prefetched: the drain
-	// asks for it, through the hook rather than through next.
-	s.note.holds.Store(w.holds || w.release != nil)
-	s.nextCtx, s.stop = context.WithCancel(context.WithValue(handleCtx, noteKey{}, &s.note))
+	w.loop = workloop.New(ctx, w.config(), w.drain)
 	if w.shutdown {
 		// Shutdown came first (a SIGTERM during start-up): nothing new is
 		// taken, but what the source already holds, such as ChanSource's
 		// buffer, is still handed over and handled.
-		s.stop()
+		w.loop.StopTaking()
 	}
-	w.serving = s
-	return s, nil
+	return w.loop, nil
+}
+
+// config is what the loop runs with; the caller holds w.mu.
+func (w *Worker[T]) config() workloop.Config[T] {
+	return workloop.Config[T]{
+		Next:      w.next,
+		Handle:    w.handle,
+		OnError:   w.onError,
+		Settle:    w.settle,
+		Start:     w.start,
+		Release:   w.release,
+		Slots:     w.n,
+		Holds:     w.holds,
+		Shared:    w.shared,
+		Grace:     w.grace,
+		Closed:    ErrClosed,
+		Stop:      Stop,
+		Recovered: newPanicError,
+	}
 }
 
 // Shutdown stops pulling new items, hands over the accepted ones, and waits
@@ -290,9 +309,9 @@ func (w *Worker[T]) Shutdown(ctx context.Context) error {
 	w.shutdown = true
 	// Draining first, so that a loop woken by the cancellation below
 	// already sees it and asks the source for what it holds.
-	w.beginDrain()
-	if w.serving != nil {
-		w.serving.stop()
+	w.drain.Begin()
+	if w.loop != nil {
+		w.loop.StopTaking()
 	}
 	started := w.started
 	w.mu.Unlock()
@@ -315,8 +334,8 @@ func (w *Worker[T]) Close() error {
 	}
 	w.mu.Lock()
 	w.closed = true
-	if w.serving != nil {
-		w.serving.cancel(ErrClosed)
+	if w.loop != nil {
+		w.loop.Cancel(ErrClosed)
 	}
 	w.mu.Unlock()
 	return nil

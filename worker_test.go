@@ -371,7 +371,7 @@ func TestWorkerStopsPullingAtOnce(t *testing.T) {
 						_ = w.Close()
 					case "Shutdown":
 						go func() { _ = w.Shutdown(context.Background()) }()
-						<-w.draining
+						<-w.drain.Begun()
 						// Shutdown holds mu until it has also ended
 						// the pulling.
 						w.mu.Lock()

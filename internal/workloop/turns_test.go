@@ -1,4 +1,4 @@
-package lameduck
+package workloop
 
 import (
 	"sync"

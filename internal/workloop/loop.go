@@ -1,4 +1,4 @@
-package lameduck
+package workloop
 
 import (
 	"context"
@@ -8,9 +8,11 @@ import (
 	"sync/atomic"
 )
 
-// serving is the state of one call of Serve, shared by its handler slots.
-type serving[T any] struct {
-	w         *Worker[T]
+// Loop is the state of one call of a Worker's Serve, shared by its handler
+// slots.
+type Loop[T any] struct {
+	cfg       Config[T]
+	drain     *Drain
 	nextCtx   context.Context
 	handleCtx context.Context
 	stop      context.CancelFunc      // ends nextCtx: no new items are taken
@@ -34,6 +36,45 @@ type serving[T any] struct {
 	releasedItems []T
 }
 
+// New makes the state of one Serve, whose handlers get a context derived
+// from ctx. The drain is shared with the Worker's Shutdown, which may begin
+// it before Serve.
+func New[T any](ctx context.Context, cfg Config[T], drain *Drain) *Loop[T] {
+	handleCtx, cancel := context.WithCancelCause(ctx)
+	s := &Loop[T]{cfg: cfg, drain: drain, handleCtx: handleCtx, cancel: cancel}
+	// A source with a release hook holds what it prefetched: the drain
+	// asks for it, through the hook rather than through next.
+	s.note.holds.Store(cfg.Holds || cfg.Release != nil)
+	s.nextCtx, s.stop = context.WithCancel(context.WithValue(handleCtx, noteKey{}, &s.note))
+	return s
+}
+
+// StopTaking ends next's context: no new items are taken, and once the
+// drain has begun the source is asked for what it holds.
+func (s *Loop[T]) StopTaking() { s.stop() }
+
+// Cancel ends the handlers' context with cause, and so the pulling.
+func (s *Loop[T]) Cancel(cause error) { s.cancel(cause) }
+
+// Serve calls the start hook and then runs the handler slots until they
+// have all stopped. It returns the start hook's error when that failed
+// (and nothing ran), and otherwise the failures of the run.
+func (s *Loop[T]) Serve(ctx context.Context) (failures []error, startErr error) {
+	defer s.cancel(nil)
+	if s.cfg.Settle != nil {
+		defer s.startSettling(ctx)()
+	}
+	if s.cfg.Start != nil {
+		if err := s.cfg.call("StartSource", func() error { return s.cfg.Start(s.handleCtx) }); err != nil {
+			return nil, err
+		}
+	}
+	s.run(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errs, nil
+}
+
 // stage says which of the user's functions a slot is in, so that a panic
 // is blamed on the right one.
 type stage uint8
@@ -48,7 +89,7 @@ const (
 // slot is one handler slot: a goroutine that takes an item, handles it,
 // settles it and takes the next.
 type slot[T any] struct {
-	s    *serving[T]
+	s    *Loop[T]
 	at   stage
 	turn bool // it is the slot's turn to call next
 	over bool // nothing more to take
@@ -64,30 +105,30 @@ type slot[T any] struct {
 // run runs the handler slots, and the release hook's goroutine when there
 // is one, until all have stopped; then it settles what release handed
 // back that was never handled.
-func (s *serving[T]) run(serveCtx context.Context) {
-	w := s.w
-	if (w.n > 1 && !w.shared) || w.release != nil {
+func (s *Loop[T]) run(serveCtx context.Context) {
+	c := &s.cfg
+	if (c.Slots > 1 && !c.Shared) || c.Release != nil {
 		s.turns = newTurns()
 	}
 	var wg sync.WaitGroup
-	for range w.n - 1 {
+	for range c.Slots - 1 {
 		wg.Go(s.loop)
 	}
 	var releaser sync.WaitGroup
 	slotsDone := make(chan struct{})
-	if w.release != nil {
+	if c.Release != nil {
 		releaser.Go(func() { s.releaseAtDrain(slotsDone) })
 	}
 	s.loop()
 	wg.Wait()
 	close(slotsDone)
 	releaser.Wait()
-	if w.release != nil {
+	if c.Release != nil {
 		s.settleLeftovers(serveCtx)
 	}
 }
 
-func (s *serving[T]) loop() {
+func (s *Loop[T]) loop() {
 	l := slot[T]{s: s}
 	for !l.over {
 		l.run()
@@ -114,14 +155,14 @@ func (l *slot[T]) run() {
 			return
 		}
 		l.at = inHandle
-		err := s.w.handle(s.handleCtx, item)
+		err := s.cfg.Handle(s.handleCtx, item)
 		if err != nil {
 			l.at = inWorker
 			err = s.handleFailed(item, err, false)
 		}
-		if s.w.settle != nil {
+		if s.cfg.Settle != nil {
 			l.at = inSettle
-			s.w.settle(s.settleCtx, item, err)
+			s.cfg.Settle(s.settleCtx, item, err)
 		}
 		l.at = inWorker
 	}
@@ -137,15 +178,15 @@ func (l *slot[T]) recovered(p any, item T) {
 	case inNext:
 		// The failure stops the pulling before the turn is handed on, so
 		// that no other slot calls next with a live context in between.
-		l.nextBroke(newPanicError("next", p), l.inDrain)
+		l.nextBroke(s.cfg.Recovered("next", p), l.inDrain)
 		l.endTurn()
 	case inHandle:
-		err := s.handleFailed(item, newPanicError("handle", p), true)
-		if s.w.settle != nil {
+		err := s.handleFailed(item, s.cfg.Recovered("handle", p), true)
+		if s.cfg.Settle != nil {
 			s.settleItem(item, err)
 		}
 	case inSettle:
-		s.fail(newPanicError("Settle", p))
+		s.fail(s.cfg.Recovered("Settle", p))
 	default:
 		panic(p)
 	}
@@ -168,7 +209,7 @@ func (l *slot[T]) take() (item T, ok bool) {
 }
 
 // beginTurn waits for the slot's turn to call next, unless no turns are
-// taken (see serving.turns).
+// taken (see Loop.turns).
 func (l *slot[T]) beginTurn() {
 	s := l.s
 	if s.turns == nil {
@@ -191,12 +232,12 @@ func (l *slot[T]) endTurn() {
 // only once the drain has begun. After a failure the drain waits for the
 // Runner's Shutdown, so that items producers hand over meanwhile (an HTTP
 // front end still draining its requests) are not stranded.
-func (s *serving[T]) awaitDrain() bool {
+func (s *Loop[T]) awaitDrain() bool {
 	if s.dry.Load() || (!s.note.holds.Load() && s.called.Load()) {
 		return false
 	}
 	select {
-	case <-s.w.draining:
+	case <-s.drain.c:
 		return true
 	case <-s.handleCtx.Done():
 		return false
@@ -214,7 +255,7 @@ func (l *slot[T]) pullInTurn() (item T, got, stop bool) {
 		return l.pullStopped()
 	}
 	l.at = inNext
-	item, err := s.w.next(s.nextCtx)
+	item, err := s.cfg.Next(s.nextCtx)
 	l.at = inWorker
 	if err != nil {
 		return item, false, l.nextFailed(err, false)
@@ -234,7 +275,7 @@ func (l *slot[T]) pullStopped() (item T, got, stop bool) {
 	s := l.s
 	// Read before the call: an empty answer proves the source holds
 	// nothing only if the drain had begun when it was asked.
-	draining := closed(s.w.draining)
+	draining := closed(s.drain.c)
 	switch {
 	case s.handleCtx.Err() != nil, s.dry.Load():
 		return item, false, true
@@ -246,14 +287,14 @@ func (l *slot[T]) pullStopped() (item T, got, stop bool) {
 		// in); the others stop.
 		return item, false, false
 	}
-	l.probing = !s.note.holds.Load() && s.w.release == nil
+	l.probing = !s.note.holds.Load() && s.cfg.Release == nil
 	s.called.Store(true)
 	l.at, l.inDrain = inNext, true
 	var err error
-	if s.w.release != nil {
+	if s.cfg.Release != nil {
 		item, err = s.released()
 	} else {
-		item, err = s.w.next(s.nextCtx)
+		item, err = s.cfg.Next(s.nextCtx)
 	}
 	l.at = inWorker
 	if err != nil {
@@ -270,12 +311,12 @@ func (l *slot[T]) nextFailed(err error, draining bool) (stop bool) {
 	s := l.s
 	switch {
 	case errors.Is(err, io.EOF):
-		if s.w.release != nil {
+		if s.cfg.Release != nil {
 			// next has fetched its last item, but what the source
 			// prefetched was accepted all the same: release hands it over
 			// now, and the slots handle it before Serve returns.
 			s.stop()
-			s.w.beginDrain()
+			s.drain.Begin()
 			return false
 		}
 		// Dry before stopped: a slot that finds next's context ended
@@ -324,16 +365,16 @@ func (l *slot[T]) nextBroke(err error, draining bool) (stop bool) {
 // handleFailed applies the error policy to an item whose handler failed,
 // and returns the error that Settle gets for it: handle's own, or, when
 // Close cut the handler short, the error that says so.
-func (s *serving[T]) handleFailed(item T, err error, panicked bool) error {
+func (s *Loop[T]) handleFailed(item T, err error, panicked bool) error {
 	if ctxErr := s.handleCtx.Err(); ctxErr != nil && !panicked {
 		if cause := context.Cause(s.handleCtx); errors.Is(err, ctxErr) || errors.Is(err, cause) {
 			// A forced stop, which the Runner reports itself.
-			return cutShort(s.handleCtx)
+			return s.cutShort()
 		}
 	}
 	failure := err
-	if s.w.onError != nil {
-		failure = call("OnError policy", func() error { return s.w.onError(s.handleCtx, item, err) })
+	if s.cfg.OnError != nil {
+		failure = s.cfg.call("OnError policy", func() error { return s.cfg.OnError(s.handleCtx, item, err) })
 		if failure == nil {
 			return err
 		}
@@ -345,13 +386,13 @@ func (s *serving[T]) handleFailed(item T, err error, panicked bool) error {
 // fail records a failure, stops taking new items and asks the Runner for a
 // graceful stop of the whole service. Without a Runner nobody will call
 // Shutdown, so the Worker begins its own drain.
-func (s *serving[T]) fail(err error) {
+func (s *Loop[T]) fail(err error) {
 	s.stop()
 	s.mu.Lock()
 	s.errs = append(s.errs, err)
 	s.mu.Unlock()
-	if !Stop(s.handleCtx, err) {
-		s.w.beginDrain()
+	if s.cfg.Stop == nil || !s.cfg.Stop(s.handleCtx, err) {
+		s.drain.Begin()
 	}
 }
 

@@ -1,4 +1,4 @@
-package lameduck
+package workloop
 
 import (
 	"testing"
@@ -8,7 +8,7 @@ import (
 // What turns does besides excluding (turns_test.go): it wakes a waiting
 // slot only when one waits, and counts each waiting slot once, so that no
 // slot is woken for nothing later on.
-func TestWorkerTurnsWakeOnlyWaitingSlots(t *testing.T) {
+func TestTurnsWakeOnlyWaitingSlots(t *testing.T) {
 	t.Run("a turn that nobody waits for leaves no wake-up behind", func(t *testing.T) {
 		tu := newTurns()
 		for range 3 {
