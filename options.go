@@ -78,8 +78,9 @@ func Period(d time.Duration) Option {
 // the default is 1 second. Past it, Run returns an error naming what is
 // stuck and leaves it running. The post-shutdown steps get at least this
 // long after a forced stop, and a [Worker.Settle] function gets this long
-// after Close to ack or nack what Close cut short. A grace that is not
-// positive makes NewRunner fail.
+// after Close to ack or nack what Close cut short: a Worker that the Runner
+// runs, directly or in a [Group] or [Member]; one inside a Server of your
+// own keeps the default. A grace that is not positive makes NewRunner fail.
 func CloseGrace(d time.Duration) Option {
 	return optionFunc(func(c *config) error {
 		if d <= 0 {
