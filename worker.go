@@ -45,12 +45,10 @@ type Worker[T any] struct {
 	// mu guards the configuration until Serve begins (the handler slots
 	// read it without the lock afterwards, which is why a late method
 	// changes nothing) and the fields below.
-	mu       sync.Mutex
-	started  bool              // Serve has been called
-	shutdown bool              // Shutdown has been called
-	closed   bool              // Close has been called
-	late     []error           // methods called once Serve had begun
-	loop     *workloop.Loop[T] // the running Serve's state; nil before
+	mu   sync.Mutex
+	life lifecycle         // Serve, Shutdown and Close, in step with loop under mu
+	late []error           // methods called once Serve had begun
+	loop *workloop.Loop[T] // the running Serve's state; nil before
 }
 
 // FromWorker makes a [Server] that pulls items with next and processes each
@@ -123,7 +121,7 @@ func (w *Worker[T]) configure(method, mistake string, apply func()) *Worker[T] {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
-	case w.started:
+	case w.life.hasStarted():
 		w.late = append(w.late, fmt.Errorf("lameduck: FromWorker: %s called after Serve began; it changed nothing", method))
 	case mistake != "":
 		if w.err == nil {
@@ -260,16 +258,16 @@ func (w *Worker[T]) begin(ctx context.Context) (*workloop.Loop[T], error) {
 	if err := w.check(); err != nil {
 		return nil, err
 	}
-	if w.started {
-		return nil, errors.New("lameduck: Worker.Serve called more than once")
+	stopped, err := w.life.start("Worker's Serve")
+	if err != nil {
+		return nil, err
 	}
-	w.started = true
-	if w.closed {
+	if stopped && w.life.phase() == phaseClosed {
 		close(w.done)
 		return nil, nil
 	}
 	w.loop = workloop.New(ctx, w.config(), w.drain)
-	if w.shutdown {
+	if stopped {
 		// Shutdown came first (a SIGTERM during start-up): nothing new is
 		// taken, but what the source already holds, such as ChanSource's
 		// buffer, is still handed over and handled.
@@ -306,14 +304,14 @@ func (w *Worker[T]) Shutdown(ctx context.Context) error {
 		return err
 	}
 	w.mu.Lock()
-	w.shutdown = true
+	w.life.stop(phaseStopping)
 	// Draining first, so that a loop woken by the cancellation below
 	// already sees it and asks the source for what it holds.
 	w.drain.Begin()
 	if w.loop != nil {
 		w.loop.StopTaking()
 	}
-	started := w.started
+	started := w.life.hasStarted()
 	w.mu.Unlock()
 	if !started {
 		return nil
@@ -333,7 +331,7 @@ func (w *Worker[T]) Close() error {
 		return err
 	}
 	w.mu.Lock()
-	w.closed = true
+	w.life.stop(phaseClosed)
 	if w.loop != nil {
 		w.loop.Cancel(ErrClosed)
 	}

@@ -181,8 +181,8 @@ func runWorkerCase(t *testing.T, c workerCase) {
 				t.Errorf("item %d settled as %s, want %s (or cancelled after Close)\n%s", item, kinds[0], want, describe)
 			}
 		}
-		// Rule 15: accepted items are handled during the drain; only
-		// Close (the period over) may leave some in the channel.
+		// Accepted items are handled during the drain; only Close (the
+		// period over) may leave some in the channel (rule 15).
 		if c.buffered && !(lde != nil && lde.Expired) && len(l.handled) != c.items {
 			t.Errorf("handled %d of %d accepted items without an expiry\n%s", len(l.handled), c.items, describe)
 		}

@@ -316,11 +316,11 @@ func TestChanSource(t *testing.T) {
 	})
 }
 
-// Rule 9 for a Worker with slots that call next at once: when one slot
-// finds the channel closed and empty, Serve returns nil, without waiting
-// for a drain. A slot that found next's context ended by the end of the
-// source, but not yet the source marked dry, used to wait for a drain that
-// never came without a Runner (within a few rounds; 0 in 2 000 since).
+// A Worker whose slots call next at once, and one of them finds the
+// channel closed and empty: Serve returns nil without waiting for a drain
+// (rule 9), also for a slot that finds next's context ended by the end of
+// the source before the source is marked dry. Without a Runner no drain
+// would ever come.
 func TestWorkerEndsWhenConcurrentSourceRunsDry(t *testing.T) {
 	for round := range 2000 {
 		w := FromWorker(ChanSource(chanOf(make([]int, 64)...)), func(context.Context, int) error { return nil }).
