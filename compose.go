@@ -72,18 +72,3 @@ func Named[F ~func(context.Context) error](name string, step F) F {
 		return err
 	}
 }
-
-// Do makes a step of f, for a function that cannot fail and needs no
-// context, such as a [context.CancelFunc] or gRPC's health.Server.Shutdown:
-// the step calls f and returns nil. It does not watch the step's context,
-// so f should return promptly. Do(nil) is nil, which WithPreShutdown and
-// WithPostShutdown report.
-func Do(f func()) func(context.Context) error {
-	if f == nil {
-		return nil
-	}
-	return func(context.Context) error {
-		f()
-		return nil
-	}
-}

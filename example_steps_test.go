@@ -46,19 +46,6 @@ func ExampleWithPostShutdown() {
 	// Run: <nil>
 }
 
-// Do turns a function that cannot fail, such as a CancelFunc or gRPC's
-// health.Server.Shutdown, into a step.
-func ExampleDo() {
-	background, stopBackground := context.WithCancel(context.Background())
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	lameduck.Run(ctx, quickServer(), lameduck.WithoutLogger(), lameduck.Signals(),
-		lameduck.WithPostShutdown(lameduck.Do(stopBackground)))
-	fmt.Println(background.Err())
-	// Output:
-	// context canceled
-}
-
 // A named step is reported by its name as well as its position.
 func ExampleNamed() {
 	deregister := func(context.Context) error { return errors.New("consul unreachable") }

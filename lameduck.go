@@ -17,8 +17,7 @@
 // [WithPreShutdown] adds steps that run before the drain, such as failing a
 // [Readiness] probe and waiting ([Delay]) for load balancers to notice;
 // [WithPostShutdown] adds steps that run once the server has stopped, such
-// as flushing telemetry. [Named] gives a step a name for the logs, and [Do]
-// makes a step of a plain func().
+// as flushing telemetry. [Named] gives a step a name for the logs.
 //
 // The main function of an HTTP service that drains for up to ten seconds
 // on SIGTERM, and exits with a status that says how the stop went:

@@ -260,7 +260,6 @@ func TestStepOptionsRejectNil(t *testing.T) {
 		want string
 	}{
 		{"a nil post-shutdown step", WithPostShutdown(nilStep), "lameduck: WithPostShutdown: step 0 is nil"},
-		{"Do(nil)", WithPreShutdown(Delay(0), Do(nil)), "lameduck: WithPreShutdown: step 1 is nil"},
 		{"Named around nil", WithPostShutdown(Named("x", nilStep)), "lameduck: WithPostShutdown: step 0 is nil"},
 	}
 	for _, c := range cases {
@@ -271,18 +270,6 @@ func TestStepOptionsRejectNil(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestDo(t *testing.T) {
-	calls := 0
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	step := Do(func() { calls++ })
-	if err := step(ctx); err != nil || calls != 1 {
-		t.Errorf("Do's step = %v after %d calls, want nil after 1 (it does not look at its context)", err, calls)
-	}
-	var cf context.CancelFunc = cancel
-	_ = WithPreShutdown(Do(cf)) // a CancelFunc is a func() as it is
 }
 
 // TestNamed: the name reaches the log and the errors wherever a step is
