@@ -33,9 +33,10 @@ import "context"
 // matches that cause as well as ErrClosed.
 //
 // settle's context carries Serve's values but is not handle's: it is still
-// live after Close has cancelled handle's, and it ends the Runner's
-// [CloseGrace] (1 second without a Runner) after Close, by which time
-// settle must have returned, or the Runner reports Serve as stuck. A panic
+// live after Close has cancelled handle's, and it ends three quarters of
+// the Runner's [CloseGrace] (1 second without a Runner) after Close, with
+// that end as its deadline, so that a nack can budget its call; the last
+// quarter is for settle to return, or the Runner reports Serve as stuck. A panic
 // in settle is a failure of the Worker, as a failed handle is.
 func (w *Worker[T]) Settle(settle func(ctx context.Context, item T, err error)) *Worker[T] {
 	var mistake string

@@ -113,13 +113,16 @@ func TestSettle(t *testing.T) {
 			}
 		})
 	})
-	t.Run("settle's context ends the close grace after Close", func(t *testing.T) {
+	t.Run("settle's context ends three quarters of the close grace after Close, with that deadline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			var lived time.Duration
+			var lived, budget time.Duration
 			w := FromWorker(ChanSource(chanOf(1)),
 				func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }).
 				Settle(func(ctx context.Context, _ int, _ error) {
 					begin := time.Now()
+					if d, ok := ctx.Deadline(); ok {
+						budget = d.Sub(begin)
+					}
 					<-ctx.Done()
 					lived = time.Since(begin)
 				})
@@ -130,8 +133,27 @@ func TestSettle(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Errorf("Serve = %v, want nil: Close cut the item, nothing failed", err)
 			}
-			if lived != closeGrace {
-				t.Errorf("settle's ctx lived %v after Close, want the default grace, %v", lived, closeGrace)
+			if want := closeGrace * 3 / 4; lived != want || budget != want {
+				t.Errorf("settle's ctx lived %v after Close with a deadline %v away, want %v for both", lived, budget, want)
+			}
+		})
+	})
+	t.Run("a settle that returns when its context ends is not reported stuck", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			next := func(ctx context.Context) (int, error) {
+				if ctx.Err() != nil {
+					return 0, ctx.Err()
+				}
+				return 1, nil
+			}
+			w := FromWorker(next, func(ctx context.Context, _ int) error { <-ctx.Done(); return ctx.Err() }).
+				Settle(func(ctx context.Context, _ int, _ error) { <-ctx.Done() })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			err := Run(ctx, w, Period(20*time.Millisecond), CloseGrace(100*time.Millisecond), WithoutLogger(), Signals())
+			var lde *LameDuckError
+			if !errors.As(err, &lde) || !lde.Expired || lde.Err != nil {
+				t.Errorf("Run = %v, want an expiry with nothing stuck", err)
 			}
 		})
 	})

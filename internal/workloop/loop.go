@@ -17,7 +17,8 @@ type Loop[T any] struct {
 	handleCtx context.Context
 	stop      context.CancelFunc      // ends nextCtx: no new items are taken
 	cancel    context.CancelCauseFunc // ends handleCtx and nextCtx
-	settleCtx context.Context         // given to Settle; ends a close grace after handleCtx
+	settleCtx context.Context         // given to Settle; ends settleShare of the grace after handleCtx
+	closing   settleAfterClose        // Settle's context once handleCtx has ended
 
 	note   sourceNote  // whether the source holds accepted items: see Worker.DrainSource
 	called atomic.Bool // next has returned an item, or been asked in the drain (so ChanSource has said so)
@@ -162,7 +163,7 @@ func (l *slot[T]) run() {
 		}
 		if s.cfg.Settle != nil {
 			l.at = inSettle
-			s.cfg.Settle(s.settleCtx, item, err)
+			s.cfg.Settle(s.settleContext(), item, err)
 		}
 		l.at = inWorker
 	}

@@ -34,7 +34,7 @@ func config(next func(context.Context) (int, error), handle func(context.Context
 // The loop reads nothing from its context that it is not given: the close
 // grace and the cause of Close come from Config.
 func TestLoopTakesItsSettingsFromConfig(t *testing.T) {
-	t.Run("settle's context ends Config.Grace after Cancel", func(t *testing.T) {
+	t.Run("settle's context ends three quarters of Config.Grace after Cancel", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var lived time.Duration
 			var settled error
@@ -54,8 +54,8 @@ func TestLoopTakesItsSettingsFromConfig(t *testing.T) {
 			if failures := <-done; len(failures) != 0 {
 				t.Errorf("Serve failures = %v, want none", failures)
 			}
-			if lived != cfg.Grace {
-				t.Errorf("settle's ctx lived %v after Cancel, want Config.Grace, %v", lived, cfg.Grace)
+			if want := cfg.Grace * 3 / 4; lived != want {
+				t.Errorf("settle's ctx lived %v after Cancel, want three quarters of Config.Grace, %v", lived, want)
 			}
 			if !errors.Is(settled, errClosed) {
 				t.Errorf("settled with %v, want an error matching Config.Closed", settled)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -18,20 +19,26 @@ func (s *Loop[T]) cutShort() error {
 	return fmt.Errorf("%w: %w", s.cfg.Closed, cause)
 }
 
-// errGraceOver ends the settle context a close grace after Close.
+// errGraceOver ends the settle context once Settle's share of the close
+// grace after Close is over.
 var errGraceOver = errors.New("lameduck: close grace after Close is over")
 
-// startSettling makes the context given to Settle, which ends a close grace
-// after handle's, and returns the function that releases it, which Serve
-// calls before it returns.
+// settleShare is how much of the close grace after Close Settle's context
+// lives: three quarters, so that a settle that returns when its context
+// ends still returns, and Serve after it, before the Runner stops waiting.
+func settleShare(grace time.Duration) time.Duration { return grace - grace/4 }
+
+// startSettling makes the context given to Settle, which ends settleShare
+// of the grace after handle's, and returns the function that releases it,
+// which Serve calls before it returns.
 func (s *Loop[T]) startSettling(serveCtx context.Context) (release func()) {
-	grace := s.cfg.Grace
 	settleCtx, cancel := context.WithCancelCause(context.WithoutCancel(serveCtx))
 	s.settleCtx = settleCtx
 	ran := make(chan struct{})
 	stop := context.AfterFunc(s.handleCtx, func() {
 		defer close(ran)
-		t := time.NewTimer(grace)
+		// A settle already running holds settleCtx itself: end it too.
+		t := time.NewTimer(time.Until(s.afterClose().end))
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -44,7 +51,38 @@ func (s *Loop[T]) startSettling(serveCtx context.Context) (release func()) {
 		if !stop() {
 			<-ran
 		}
+		if c := s.afterClose(); c.stop != nil {
+			c.stop()
+		}
 	}
+}
+
+// settleAfterClose is settleCtx with its end as a deadline, made the first
+// time it is asked for once handle's context has ended, so that a nack can
+// budget its call.
+type settleAfterClose struct {
+	once sync.Once
+	ctx  context.Context
+	stop context.CancelFunc
+	end  time.Time
+}
+
+// afterClose returns s.closing, made now if it is not yet.
+func (s *Loop[T]) afterClose() *settleAfterClose {
+	c := &s.closing
+	c.once.Do(func() {
+		c.end = time.Now().Add(settleShare(s.cfg.Grace))
+		c.ctx, c.stop = context.WithDeadlineCause(s.settleCtx, c.end, errGraceOver)
+	})
+	return c
+}
+
+// settleContext is the context to give Settle now.
+func (s *Loop[T]) settleContext() context.Context {
+	if s.handleCtx.Err() != nil {
+		return s.afterClose().ctx
+	}
+	return s.settleCtx
 }
 
 // settleItem calls the Settle function, turning a panic into a failure.
@@ -54,5 +92,5 @@ func (s *Loop[T]) settleItem(item T, err error) {
 			s.fail(s.cfg.Recovered("Settle", p))
 		}
 	}()
-	s.cfg.Settle(s.settleCtx, item, err)
+	s.cfg.Settle(s.settleContext(), item, err)
 }
