@@ -197,7 +197,7 @@ func (w *Worker[T]) OnError(policy func(ctx context.Context, item T, err error) 
 // methods.
 func (w *Worker[T]) validate() error {
 	if w == nil {
-		return errors.New("lameduck: FromWorker: nil *Worker")
+		return fmt.Errorf("lameduck: nil %T Server", w) // as NewRunner says it
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

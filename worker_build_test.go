@@ -62,7 +62,7 @@ func TestWorkerBuilderMistakes(t *testing.T) {
 		if _, err := NewRunner(w); err == nil || err.Error() != "lameduck: nil *lameduck.Worker[int] Server" {
 			t.Errorf("NewRunner = %v", err)
 		}
-		if err := w.Serve(context.Background()); err == nil || err.Error() != "lameduck: FromWorker: nil *Worker" {
+		if err := w.Serve(context.Background()); err == nil || err.Error() != "lameduck: nil *lameduck.Worker[int] Server" {
 			t.Errorf("Serve = %v", err)
 		}
 	})
