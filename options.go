@@ -14,9 +14,15 @@ import (
 // the defaults, so a later option wins over an earlier one of the same kind
 // (the loggers, [WithLogger], [WithSlog] and [WithoutLogger], are one kind).
 // Steps are the exception: each [WithPreShutdown] and [WithPostShutdown]
-// adds its steps after those of the options before it.
+// adds its steps after those of the options before it, and so does
+// [WithReady] with its functions.
 //
-// The set of options is closed: only this package can make one.
+// One rule names them: an option that sets a value is named for the value
+// ([Period], [Signals], [CloseGrace]); one that hands the Runner something
+// to call or to write to begins with With ([WithLogger], [WithSlog],
+// [WithPreShutdown], [WithPostShutdown], [WithReady]), and [WithoutLogger]
+// takes the logger away. The set of options is closed: only this package
+// can make one.
 type Option interface {
 	apply(*config) error
 }
