@@ -106,7 +106,7 @@ wait:
 // forcedBy counts sig, received during the drain, and reports whether it
 // ends the period now (rule 7).
 func (ru *run) forcedBy(sig os.Signal, start time.Time) bool {
-	if ru.toForce--; ru.toForce > 0 {
+	if !ru.forces() {
 		ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
 			slog.String("signal", sig.String()))
 		return false
@@ -115,6 +115,15 @@ func (ru *run) forcedBy(sig os.Signal, start time.Time) bool {
 		slog.String("signal", sig.String()), slog.String("stage", ru.drainStage()), slog.Duration("elapsed", time.Since(start)))
 	ru.periodEnd = time.Now() // what is left of it is not the post-shutdown steps' either
 	return true
+}
+
+// forces counts a signal received after the trigger and reports whether it
+// is the one that forces the end (rule 7): the first after a signal
+// trigger, the second after any other. The count runs on through the
+// post-shutdown steps.
+func (ru *run) forces() bool {
+	ru.toForce--
+	return ru.toForce <= 0
 }
 
 // logEnd logs how a drain that did not finish cleanly ended: Shutdown

@@ -129,7 +129,7 @@ func (ru *run) postShutdown(ctx context.Context, err error) error {
 		case sig := <-sigc:
 			// Counted as during the drain (rule 7): the first signal after
 			// a context, a Stop or Serve's own return forces nothing.
-			if ru.toForce--; ru.toForce > 0 {
+			if !ru.forces() {
 				ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during {stage}; another one ends the post-shutdown steps now`,
 					slog.String("signal", sig.String()), slog.String("stage", ru.post.current()))
 				continue

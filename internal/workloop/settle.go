@@ -49,10 +49,10 @@ func (s *Loop[T]) startSettling(serveCtx context.Context) (release func()) {
 	return func() {
 		cancel(nil)
 		if !stop() {
+			// handle's context ended, so the function above made the
+			// context with a deadline: release its timer too.
 			<-ran
-		}
-		if c := s.afterClose(); c.stop != nil {
-			c.stop()
+			s.closing.stop()
 		}
 	}
 }
