@@ -165,6 +165,9 @@ func (h *HTTPServer) Serve(ctx context.Context) error {
 	// Serve closes ln whatever ends it, but ServeTLS leaves it open when it
 	// fails before it gets that far; the port must not stay bound.
 	ln.Close()
+	if errors.Is(err, net.ErrClosed) && h.stopped() {
+		return nil // the drain closed the listener before net/http's Shutdown (see internal/httpdrain)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		if !h.stopped() {
 			return errors.New("lameduck: FromHTTP: the *http.Server was shut down or closed before Serve; make a new one")

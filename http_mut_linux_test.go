@@ -14,8 +14,8 @@ import (
 // When net/http closes a connection during the drain, its response may not
 // have left the server yet: here the client reads nothing until the server
 // has closed, through a receive buffer far smaller than the response, and
-// has sent its next request already (pipelined), which net/http does not
-// read. A plain close with unread bytes makes the kernel send a reset and
+// has sent its next request already (pipelined), which net/http, its
+// keep-alive off once its Shutdown has begun, does not read. A plain close with unread bytes makes the kernel send a reset and
 // throw away the unsent rest of the response; the gentle close (rule 15)
 // delivers all of it, and Run returns nil only once it has. Kills the mutant
 // that closes gently outside the drain instead of during it (the stage check
@@ -23,8 +23,8 @@ import (
 // buffer before the connection opens.
 func TestFromHTTPGentleCloseDeliversAPipelinedClientsResponse(t *testing.T) {
 	const size = 128 << 10
-	entered, closed := make(chan struct{}), make(chan struct{})
-	hs := FromHTTP(&http.Server{
+	entered, closed, shut := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	srv := &http.Server{
 		Addr: "127.0.0.1:0",
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/big" {
@@ -32,7 +32,10 @@ func TestFromHTTPGentleCloseDeliversAPipelinedClientsResponse(t *testing.T) {
 				return
 			}
 			close(entered)
-			<-Draining(r.Context())
+			// Once net/http's Shutdown has begun (after the drain has
+			// waited for handlers that began before it), keep-alive is
+			// off and net/http does not read the next request.
+			<-shut
 			w.Header().Set("Content-Length", "131072")
 			io.WriteString(w, strings.Repeat("x", size))
 		}),
@@ -47,7 +50,9 @@ func TestFromHTTPGentleCloseDeliversAPipelinedClientsResponse(t *testing.T) {
 				close(closed)
 			}
 		},
-	})
+	}
+	srv.RegisterOnShutdown(func() { close(shut) })
+	hs := FromHTTP(srv)
 	h := runUntilReady(t, hs, Period(time.Hour))
 	c := dialSmallReceiveBuffer(t, hs.Addr().String())
 	defer c.Close()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -32,8 +33,10 @@ var calls = []call{
 
 // outcome is one request's end and whether it was answered as expected.
 type outcome struct {
-	end    time.Time
-	failed bool
+	end      time.Time
+	failed   bool
+	method   string
+	upstream string // the instance that answered, when the front end says (nginx's X-Upstream)
 }
 
 // mixedLoad keeps clients busy through a front end until halted: the first
@@ -85,7 +88,10 @@ func (l *mixedLoad) do(base string, c call, client, n int) (outcome, string) {
 		got, err = io.ReadAll(resp.Body)
 		resp.Body.Close()
 	}
-	o := outcome{end: time.Now()}
+	o := outcome{end: time.Now(), method: c.method}
+	if resp != nil {
+		o.upstream = resp.Header.Get("X-Upstream")
+	}
 	switch {
 	case err != nil:
 		o.failed = true
@@ -146,4 +152,48 @@ func (l *mixedLoad) tally(from, to time.Time) (sent, failed int) {
 		}
 	}
 	return sent, failed
+}
+
+// tallyByMethod is tally with the failures told apart by method.
+func (l *mixedLoad) tallyByMethod(from, to time.Time) (sent, failedGET, failedPOST int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range l.outcomes {
+		if o.end.Before(from) || (!to.IsZero() && !o.end.Before(to)) {
+			continue
+		}
+		sent++
+		switch {
+		case !o.failed:
+		case o.method == "POST":
+			failedPOST++
+		default:
+			failedGET++
+		}
+	}
+	return sent, failedGET, failedPOST
+}
+
+// waitServedBy waits until n requests that ended after since were answered
+// by the instance at addr, as the front end's X-Upstream header says.
+func (l *mixedLoad) waitServedBy(t *testing.T, addr string, since time.Time, n int) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		l.mu.Lock()
+		got := 0
+		for i := len(l.outcomes) - 1; i >= 0 && l.outcomes[i].end.After(since); i-- {
+			if l.outcomes[i].upstream == addr && !l.outcomes[i].failed {
+				got++
+			}
+		}
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s answered %d requests through the front end within %v, want %d", addr, got, bound, n)
+		}
+		<-l.reachedMore(1)
+	}
 }

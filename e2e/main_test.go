@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -21,6 +22,10 @@ var long = flag.Bool("long", false, "repeat the load scenarios many more times")
 var bins = map[string]string{}
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(plainEnv); addr != "" {
+		delay, _ := time.ParseDuration(os.Getenv(plainEnv + "_DELAY"))
+		os.Exit(plainServer(addr, delay))
+	}
 	flag.Parse()
 	if runtime.GOOS == "windows" {
 		// The scenarios send SIGTERM, which Windows cannot deliver.

@@ -25,9 +25,10 @@ func BenchmarkRequestBookkeeping(b *testing.B) {
 		t.mu.Lock()
 		t.conns[c] = struct{}{}
 		t.mu.Unlock()
+		w := httptest.NewRecorder()
 		for pb.Next() {
 			t.connState(c, http.StateActive)
-			t.enter(r)
+			t.enter(w, r)
 			t.leave()
 			t.connState(c, http.StateIdle)
 		}

@@ -17,7 +17,11 @@ import (
 // Listener wraps ln, the listener the adapter serves on, so that every
 // connection net/http accepts is followed from the moment it is accepted.
 func (t *Tracker) Listener(ln net.Listener) net.Listener {
-	return &listener{Listener: ln, t: t}
+	l := &listener{Listener: ln, t: t}
+	t.mu.Lock()
+	t.ln = l
+	t.mu.Unlock()
+	return l
 }
 
 // listener makes every connection net/http gets a *conn.
@@ -68,6 +72,8 @@ type conn struct {
 	hijacked  bool // a handler took it over
 	lingering bool // closed gently; the linger has not finished
 	held      bool // counted in t.holding
+	kept      bool // counted in t.keeping (see idle.go)
+	requests  int  // requests it has begun
 	h2Served  bool // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
 }
 
@@ -110,11 +116,13 @@ func (c *conn) Write(p []byte) (int, error) {
 // Close is how net/http (and the drain) close a connection. While the
 // Tracker drains, it closes gently (see linger); otherwise it closes at once.
 func (c *conn) Close() error {
-	if !c.closed.CompareAndSwap(false, true) {
-		return nil
-	}
 	t := c.t
 	t.mu.Lock()
+	if c.closed.Load() {
+		t.mu.Unlock()
+		return nil
+	}
+	c.closed.Store(true)
 	gentle := t.stage == draining && !c.hijacked && canCloseWrite(c.Conn)
 	if gentle {
 		c.lingering = true
@@ -141,6 +149,10 @@ func (t *Tracker) forget(c *conn) {
 		t.holding--
 	}
 	delete(t.conns, c)
+	if c.kept {
+		c.kept = false
+		t.unkeep()
+	}
 	t.checkQuiet()
 }
 
@@ -184,6 +196,14 @@ func (t *Tracker) recount(c *conn) {
 			t.holding++
 		} else {
 			t.holding--
+		}
+	}
+	if kept := c.keeps(); kept != c.kept {
+		c.kept = kept
+		if kept {
+			t.keeping++
+		} else {
+			t.unkeep()
 		}
 	}
 	t.checkQuiet()

@@ -25,15 +25,27 @@ func (t *Tracker) Drain(ctx context.Context) error {
 		t.recount(c)
 	}
 	t.swept = true
+	t.lastReq = time.Now()
+	ln := t.ln
 	t.mu.Unlock()
 
-	// net/http's Shutdown, handed a context that is already done, closes
-	// the listeners, starts its RegisterOnShutdown hooks (the user's, and
+	// The listener closes first, HTTP/2 connections get their GOAWAY, and
+	// HTTP/1 keep-alive connections stay open for as long as their clients
+	// may still send on them (see idle.go).
+	if ln != nil {
+		ln.Close()
+	}
+	t.sweepHTTP2()
+	if err := t.keepAlive(ctx); err != nil {
+		return err
+	}
+
+	// net/http's Shutdown, handed a context that is already done, turns
+	// keep-alive off, starts its RegisterOnShutdown hooks (the user's, and
 	// HTTP/2's GOAWAY sweep unless SetUpHTTP2 took HTTP/2 apart), waits for
 	// the accept loops to end, closes the idle connections once, and
 	// returns at once instead of polling. The waiting is ours.
 	err := t.srv.Shutdown(doneCtx)
-	t.sweepHTTP2()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

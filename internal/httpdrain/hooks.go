@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"time"
 )
 
 // This file holds the hooks the Tracker puts on the *http.Server before the
@@ -27,7 +28,7 @@ func (t *Tracker) Install(ctx context.Context, useTLS bool) {
 		inner = http.DefaultServeMux
 	}
 	t.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.enter(r)
+		t.enter(w, r)
 		defer t.leave()
 		inner.ServeHTTP(w, r)
 	})
@@ -80,11 +81,7 @@ func (t *Tracker) Install(ctx context.Context, useTLS bool) {
 func (t *Tracker) connState(nc net.Conn, st http.ConnState) {
 	if c := rawConn(nc); c != nil {
 		c.learnTLSProto(nc, st)
-		closeNow, resweep := t.follow(c, st)
-		if closeNow {
-			nc.Close() // an HTTP/1 connection that went idle during the drain
-		}
-		if resweep {
+		if t.follow(c, st) {
 			t.sweepHTTP2()
 		}
 	}
@@ -109,10 +106,12 @@ func (c *conn) learnTLSProto(nc net.Conn, st http.ConnState) {
 }
 
 // follow records that c is now in state st and updates the Tracker's books.
-// It reports what connState must do once the lock is released: close c (an
-// HTTP/1 connection that went idle during the drain), or repeat HTTP/2's
-// GOAWAY sweep, which may have missed c.
-func (t *Tracker) follow(c *conn, st http.ConnState) (closeNow, resweep bool) {
+// It reports whether connState must repeat HTTP/2's GOAWAY sweep, which may
+// have missed c, once the lock is released. An HTTP/1 connection that goes
+// idle during the drain is not closed here: until net/http's Shutdown has
+// begun, net/http reads its next request, which is answered (see idle.go),
+// and after, net/http closes it.
+func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c.state = st
@@ -125,8 +124,13 @@ func (t *Tracker) follow(c *conn, st http.ConnState) (closeNow, resweep bool) {
 			t.forget(c)
 		}
 	default:
+		if st == http.StateActive {
+			c.requests++
+			if t.stage == draining {
+				t.lastReq = time.Now()
+			}
+		}
 		t.recount(c)
-		closeNow = t.stage == draining && st == http.StateIdle && !c.isH2()
 		if st != http.StateNew && !c.h2Served && c.isH2() {
 			// HTTP/2 reports a connection's first state after it has put
 			// it on the list its GOAWAY sweep goes through. If the drain's
@@ -136,7 +140,7 @@ func (t *Tracker) follow(c *conn, st http.ConnState) (closeNow, resweep bool) {
 			resweep = t.swept
 		}
 	}
-	return closeNow, resweep
+	return resweep
 }
 
 // rawConn returns the *conn under nc, which net/http hands to ConnState
@@ -149,24 +153,34 @@ func rawConn(nc net.Conn) *conn {
 	return c
 }
 
-func (t *Tracker) enter(r *http.Request) {
+// enter counts a handler call in. During the drain an HTTP/1 response says
+// "Connection: close", so that its client does not send the next request on
+// a connection that closes once the response is out (see idle.go).
+func (t *Tracker) enter(w http.ResponseWriter, r *http.Request) {
 	t.mu.Lock()
 	t.handlers++
+	if t.stage != serving && r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	warn := !t.warned && isH2Preface(r)
 	if warn {
 		t.warned = true
 	}
 	t.mu.Unlock()
 	if warn {
-		logf := log.Printf
-		if t.srv.ErrorLog != nil {
-			logf = t.srv.ErrorLog.Printf
-		}
-		logf("lameduck: a handler got an HTTP/2 preface (\"PRI *\"): if it serves h2c " +
-			"(x/net's h2c.NewHandler), the drain cannot send that connection a GOAWAY and waits " +
-			"for its client to hang up; enable srv.Protocols.SetUnencryptedHTTP2(true) instead, or " +
-			"call http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler")
+		t.warnH2C()
 	}
+}
+
+func (t *Tracker) warnH2C() {
+	logf := log.Printf
+	if t.srv.ErrorLog != nil {
+		logf = t.srv.ErrorLog.Printf
+	}
+	logf("lameduck: a handler got an HTTP/2 preface (\"PRI *\"): if it serves h2c " +
+		"(x/net's h2c.NewHandler), the drain cannot send that connection a GOAWAY and waits " +
+		"for its client to hang up; enable srv.Protocols.SetUnencryptedHTTP2(true) instead, or " +
+		"call http2.ConfigureServer(srv, h2s) with the h2s given to h2c.NewHandler")
 }
 
 // isH2Preface reports whether r is an HTTP/2 client's preface handed to the

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // stage is how far the adapter's stop has gone, as the books need it. It
@@ -37,10 +38,15 @@ type Tracker struct {
 	mu       sync.Mutex
 	stage    stage
 	newGrace bool                  // the drain has stopped waiting for new connections that may be HTTP/2
+	idleDone bool                  // the drain keeps no connection open for its client any more (see idle.go)
+	lastReq  time.Time             // during the drain: when a request last arrived (see idle.go)
 	swept    bool                  // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
 	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
 	holding  int                   // conns whose holds() is true, kept while draining
 	handlers int                   // calls of the handler in progress
+	keeping  int                   // conns counted by keeps (see idle.go)
+	kept     chan struct{}         // made by BeginDrain; closed when keeping falls to 0 or the drain keeps no more
+	ln       *listener             // the listener Serve accepts on, once it has one
 	tracked  map[net.Conn]struct{} // connections registered with Track
 	quiet    chan struct{}         // made by Drain; closed when nothing holds the drain
 	lingers  sync.WaitGroup        // lingering closes in progress
@@ -66,7 +72,15 @@ func New(srv *http.Server, base func(context.Context) context.Context, accepting
 
 // BeginDrain records that the adapter's graceful stop has begun: from now on
 // a connection closes gently, and Drain may be called.
-func (t *Tracker) BeginDrain() { t.advance(draining) }
+func (t *Tracker) BeginDrain() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stage != serving {
+		return
+	}
+	t.stage = draining
+	t.kept = make(chan struct{})
+}
 
 // BeginClose records that the adapter's Close has begun: from now on no
 // connection is accepted, and every close is immediate.

@@ -1,0 +1,101 @@
+package httpdrain
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// This file holds the drain's first stage, which keeps HTTP/1 keep-alive
+// connections open while their clients may still send on them.
+//
+// Closing an idle keep-alive connection races with its client sending the
+// next request on it: a request that crosses the server's FIN is lost, and
+// a client or proxy that cannot tell whether it was processed (nginx, Go's
+// Transport, for a POST) does not send it again. No close of an idle
+// HTTP/1 connection is free of that race; a response that says
+// "Connection: close" is. And net/http, once its Shutdown has begun, drops
+// every request it reads, and closes a connection as soon as its response
+// is out even when that response promised keep-alive (it began before).
+//
+// So the drain first closes the listener and leaves net/http running: each
+// request that arrives on an open connection is answered, with
+// "Connection: close" (see enter), and its connection then closes; a
+// response that began before the drain leaves its connection open and
+// read. net/http's Shutdown comes once no connection is kept (see keeps),
+// or once no request has arrived for idleQuiet: by then the clients have
+// moved on (a passive proxy such as nginx has found the listener closed
+// and taken this instance out), and the connections still idle are closed.
+
+// idleQuiet is how long the first stage waits without a request before it
+// ends.
+const idleQuiet = 100 * time.Millisecond
+
+// keeps reports whether the first stage waits for c: an HTTP/1 connection
+// in the middle of a request (whose response may not say "Connection:
+// close"), or an idle one whose client has already sent it more than one
+// request, and so may send another. An idle connection that has carried one
+// request, or none, is not waited for: nothing says its client reuses
+// connections. The caller holds t.mu.
+func (c *conn) keeps() bool {
+	if c.t.idleDone || c.closed.Load() || c.hijacked || c.lingering || c.isH2() {
+		return false
+	}
+	return c.state == http.StateActive || (c.state == http.StateIdle && c.requests > 1)
+}
+
+// unkeep counts a connection out of t.keeping. The caller holds t.mu.
+func (t *Tracker) unkeep() {
+	if t.keeping--; t.keeping == 0 {
+		t.endKeeping()
+	}
+}
+
+// endKeeping ends the first stage's wait. The caller holds t.mu.
+func (t *Tracker) endKeeping() {
+	select {
+	case <-t.kept:
+	default:
+		close(t.kept)
+	}
+}
+
+// keepAlive is the drain's first stage: it returns once no connection is
+// kept, or no request has arrived for idleQuiet, and from then on keeps
+// none; or with ctx's error if ctx ends first.
+func (t *Tracker) keepAlive(ctx context.Context) error {
+	t.mu.Lock()
+	if t.keeping == 0 {
+		t.endKeeping()
+	}
+	t.mu.Unlock()
+	idle := time.NewTimer(idleQuiet)
+	defer idle.Stop()
+	for done := false; !done; {
+		select {
+		case <-t.kept:
+			done = true
+		case <-idle.C:
+			if wait := t.sinceLastRequest(); wait < idleQuiet {
+				idle.Reset(idleQuiet - wait)
+			} else {
+				done = true
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.idleDone = true
+	for c := range t.conns {
+		t.recount(c)
+	}
+	return nil
+}
+
+func (t *Tracker) sinceLastRequest() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return time.Since(t.lastReq)
+}
