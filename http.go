@@ -42,23 +42,36 @@ type HTTPServer struct {
 // returns as soon as the last connection is gone, not at net/http's next
 // poll. The README's "What FromHTTP delivers" says how, per protocol.
 //
-// What it cannot promise: a request that arrives after the drain began is
-// refused, or meets a closing keep-alive connection; fail a readiness probe
-// and give load balancers time before the drain ([WithPreShutdown]). A
-// response still being written when the period ends, or to a client that
-// stopped reading, is cut by Close, and Run reports a [*LameDuckError].
-// Streaming handlers should end when [Draining] says the drain began; a
-// handler that hijacks its connection holds the drain while it runs (see
-// [HTTPServer.Track]). x/net's h2c.NewHandler is out of the drain's reach:
-// use srv.Protocols (FromHTTP warns through srv.ErrorLog when it sees one).
+// Keep-alive connections are ended without a race: when the drain begins
+// the listener closes, but net/http's Shutdown waits while clients may
+// still send on their open connections (one in the middle of a request, or
+// idle after carrying more than one), and each request that arrives is
+// answered with "Connection: close" and its connection then closes.
+// net/http's Shutdown (which drops any request it reads, and runs the
+// RegisterOnShutdown hooks) comes once no such connection is left, or once
+// no request has arrived for 100 ms. So a proxy without health checks
+// (nginx) that sends a request on a pooled connection as the drain begins
+// gets an answer, not a close it cannot retry; the README's balancer
+// section says what each kind of balancer needs.
+//
+// What it cannot promise: a connection attempt after the drain began is
+// refused; fail a readiness probe and give load balancers time before the
+// drain ([WithPreShutdown]). A response still being written when the period
+// ends, or to a client that stopped reading, is cut by Close, and Run
+// reports a [*LameDuckError]. Streaming handlers should end when [Draining]
+// says the drain began; a handler that hijacks its connection holds the
+// drain while it runs (see [HTTPServer.Track]). x/net's h2c.NewHandler is
+// out of the drain's reach: use srv.Protocols (FromHTTP warns through
+// srv.ErrorLog when it sees one).
 //
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
 // yourself, or change it while it runs. It wraps srv.ConnState,
 // srv.Handler and srv.BaseContext (yours are still called) and every
 // accepted connection (NetConn returns the one the listener accepted). When
-// srv.TLSNextProto is nil it sets net/http's HTTP/2 up itself, so that a
-// connection whose handshake ends as the drain begins still gets its
-// GOAWAY; with HTTP/2 of your own (x/net's http2.ConfigureServer) such a
+// srv.TLSNextProto is nil it sets net/http's HTTP/2 up itself, so that
+// HTTP/2 clients get their GOAWAY as soon as the drain begins, even on a
+// connection whose handshake ends just then; with HTTP/2 of your own (x/net's
+// http2.ConfigureServer) the GOAWAY waits for net/http's Shutdown, and such a
 // connection can miss it. A srv that was shut down or closed before cannot
 // serve again: Serve fails instead of returning nil.
 func FromHTTP(srv *http.Server) *HTTPServer {

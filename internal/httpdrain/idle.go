@@ -69,15 +69,15 @@ func (t *Tracker) keepAlive(ctx context.Context) error {
 		t.endKeeping()
 	}
 	t.mu.Unlock()
-	idle := time.NewTimer(idleQuiet)
+	idle := time.NewTimer(t.quietFor)
 	defer idle.Stop()
 	for done := false; !done; {
 		select {
 		case <-t.kept:
 			done = true
 		case <-idle.C:
-			if wait := t.sinceLastRequest(); wait < idleQuiet {
-				idle.Reset(idleQuiet - wait)
+			if wait := t.sinceLastRequest(); wait < t.quietFor {
+				idle.Reset(t.quietFor - wait)
 			} else {
 				done = true
 			}

@@ -39,6 +39,7 @@ type Tracker struct {
 	stage    stage
 	newGrace bool                  // the drain has stopped waiting for new connections that may be HTTP/2
 	idleDone bool                  // the drain keeps no connection open for its client any more (see idle.go)
+	quietFor time.Duration         // idleQuiet, but tests may change it
 	lastReq  time.Time             // during the drain: when a request last arrived (see idle.go)
 	swept    bool                  // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
 	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
@@ -65,6 +66,7 @@ func New(srv *http.Server, base func(context.Context) context.Context, accepting
 		srv:       srv,
 		base:      base,
 		accepting: accepting,
+		quietFor:  idleQuiet,
 		conns:     map[*conn]struct{}{},
 		tracked:   map[net.Conn]struct{}{},
 	}
