@@ -207,7 +207,7 @@ func (h *HTTPServer) listen(tls bool) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	return h.tracker.Listener(ln), nil
+	return h.tracker.Listener(ln, h.given == nil), nil
 }
 
 // settle records that Serve is past binding: ln is the listener it will

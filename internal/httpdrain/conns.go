@@ -16,8 +16,11 @@ import (
 
 // Listener wraps ln, the listener the adapter serves on, so that every
 // connection net/http accepts is followed from the moment it is accepted.
-func (t *Tracker) Listener(ln net.Listener) net.Listener {
-	l := &listener{Listener: ln, t: t}
+// own says the adapter bound ln itself, so no other process shares its
+// socket, and the drain may stop it taking connections before it closes it
+// (see quiesce).
+func (t *Tracker) Listener(ln net.Listener, own bool) net.Listener {
+	l := &listener{Listener: ln, t: t, own: own}
 	t.mu.Lock()
 	t.ln = l
 	t.mu.Unlock()
@@ -27,7 +30,8 @@ func (t *Tracker) Listener(ln net.Listener) net.Listener {
 // listener makes every connection net/http gets a *conn.
 type listener struct {
 	net.Listener
-	t *Tracker
+	t   *Tracker
+	own bool // the adapter bound it (see Tracker.Listener)
 
 	closing  sync.Once // net/http and Serve may both close it
 	closeErr error

@@ -33,6 +33,9 @@ func (t *Tracker) Drain(ctx context.Context) error {
 	// HTTP/1 keep-alive connections stay open for as long as their clients
 	// may still send on them (see idle.go).
 	if ln != nil {
+		if ln.own {
+			quiesce(ln.Listener, t.quiesceFor)
+		}
 		ln.Close()
 	}
 	t.sweepHTTP2()

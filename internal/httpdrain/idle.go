@@ -28,8 +28,12 @@ import (
 // and taken this instance out), and the connections still idle are closed.
 
 // idleQuiet is how long the first stage waits without a request before it
-// ends.
-const idleQuiet = 100 * time.Millisecond
+// ends; quiesceMax bounds how long it keeps accepting the connections the
+// kernel completed before the listener closes (see quiesce).
+const (
+	idleQuiet  = 100 * time.Millisecond
+	quiesceMax = 100 * time.Millisecond
+)
 
 // keeps reports whether the first stage waits for c: an HTTP/1 connection
 // in the middle of a request (whose response may not say "Connection:

@@ -44,7 +44,7 @@ func tracked(t *testing.T, quiet time.Duration) (*Tracker, string, <-chan struct
 	}
 	cl := &closeNotingListener{Listener: ln, closed: make(chan struct{})}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(tr.Listener(cl)) }()
+	go func() { served <- srv.Serve(tr.Listener(cl, false)) }()
 	t.Cleanup(func() {
 		srv.Close()
 		tr.Close()

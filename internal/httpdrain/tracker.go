@@ -35,25 +35,26 @@ type Tracker struct {
 	base      func(context.Context) context.Context
 	accepting func()
 
-	mu       sync.Mutex
-	stage    stage
-	newGrace bool                  // the drain has stopped waiting for new connections that may be HTTP/2
-	idleDone bool                  // the drain keeps no connection open for its client any more (see idle.go)
-	quietFor time.Duration         // idleQuiet, but tests may change it
-	lastReq  time.Time             // during the drain: when a request last arrived (see idle.go)
-	swept    bool                  // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
-	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
-	holding  int                   // conns whose holds() is true, kept while draining
-	handlers int                   // calls of the handler in progress
-	keeping  int                   // conns counted by keeps (see idle.go)
-	kept     chan struct{}         // made by BeginDrain; closed when keeping falls to 0 or the drain keeps no more
-	ln       *listener             // the listener Serve accepts on, once it has one
-	tracked  map[net.Conn]struct{} // connections registered with Track
-	quiet    chan struct{}         // made by Drain; closed when nothing holds the drain
-	lingers  sync.WaitGroup        // lingering closes in progress
-	warned   bool                  // the x/net h2c warning has been logged
-	h2c      bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Install before the port opens
-	userHook func(net.Conn, http.ConnState)
+	mu         sync.Mutex
+	stage      stage
+	newGrace   bool                  // the drain has stopped waiting for new connections that may be HTTP/2
+	idleDone   bool                  // the drain keeps no connection open for its client any more (see idle.go)
+	quietFor   time.Duration         // idleQuiet, but tests may change it
+	quiesceFor time.Duration         // quiesceMax, but tests may change it
+	lastReq    time.Time             // during the drain: when a request last arrived (see idle.go)
+	swept      bool                  // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
+	conns      map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
+	holding    int                   // conns whose holds() is true, kept while draining
+	handlers   int                   // calls of the handler in progress
+	keeping    int                   // conns counted by keeps (see idle.go)
+	kept       chan struct{}         // made by BeginDrain; closed when keeping falls to 0 or the drain keeps no more
+	ln         *listener             // the listener Serve accepts on, once it has one
+	tracked    map[net.Conn]struct{} // connections registered with Track
+	quiet      chan struct{}         // made by Drain; closed when nothing holds the drain
+	lingers    sync.WaitGroup        // lingering closes in progress
+	warned     bool                  // the x/net h2c warning has been logged
+	h2c        bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Install before the port opens
+	userHook   func(net.Conn, http.ConnState)
 }
 
 // New returns a Tracker for srv, which it changes only in Install and
@@ -63,12 +64,13 @@ type Tracker struct {
 // call of srv's Serve).
 func New(srv *http.Server, base func(context.Context) context.Context, accepting func()) *Tracker {
 	return &Tracker{
-		srv:       srv,
-		base:      base,
-		accepting: accepting,
-		quietFor:  idleQuiet,
-		conns:     map[*conn]struct{}{},
-		tracked:   map[net.Conn]struct{}{},
+		srv:        srv,
+		base:       base,
+		accepting:  accepting,
+		quietFor:   idleQuiet,
+		quiesceFor: quiesceMax,
+		conns:      map[*conn]struct{}{},
+		tracked:    map[net.Conn]struct{}{},
 	}
 }
 
