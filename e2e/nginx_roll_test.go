@@ -29,6 +29,14 @@ func lameduckBackend(t *testing.T, addr string) *proc {
 	return p
 }
 
+// lameduckNoDelay runs examples/httpserver with no drain delay: nginx never
+// reads /readyz, so the delay does not help it.
+func lameduckNoDelay(t *testing.T, addr string) *proc {
+	p := start(t, bins["httpserver"], "-addr", addr, "-period", "5s")
+	p.addr()
+	return p
+}
+
 // plainBackend, the control, runs the same routes on a bare *http.Server
 // stopped by its own Shutdown after the same 300 ms (see plainServer).
 func plainBackend(t *testing.T, addr string) *proc {
@@ -104,6 +112,7 @@ func TestNginxRollingRestart(t *testing.T) {
 		control bool
 	}{
 		{"lameduck loses nothing", lameduckBackend, false},
+		{"lameduck without a delay loses nothing", lameduckNoDelay, false},
 		{"plain Shutdown loses POSTs", plainBackend, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
