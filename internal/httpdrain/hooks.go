@@ -125,7 +125,9 @@ func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 		}
 	default:
 		if st == http.StateActive {
-			c.requests++
+			if c.requests++; c.requests > 1 {
+				t.reused = true
+			}
 			if t.stage == draining {
 				t.lastReq = time.Now()
 			}

@@ -35,17 +35,25 @@ const (
 	quiesceMax = 100 * time.Millisecond
 )
 
-// keeps reports whether the first stage waits for c: an HTTP/1 connection
-// in the middle of a request (whose response may not say "Connection:
-// close"), or an idle one whose client has already sent it more than one
-// request, and so may send another. An idle connection that has carried one
-// request, or none, is not waited for: nothing says its client reuses
-// connections. The caller holds t.mu.
+// keeps reports whether the first stage waits for c, an HTTP/1 connection
+// whose client may still send on it: one in the middle of a request (its
+// response may not say "Connection: close"), one that has sent nothing yet
+// (a client connects to send), and an idle one when this server's clients
+// reuse connections (some connection has carried more than one request):
+// a proxy's pool then holds idle connections that carried one request and
+// takes them up at any moment. Where no client has ever reused one, an idle
+// connection is closed at once, as net/http would. The caller holds t.mu.
 func (c *conn) keeps() bool {
 	if c.t.idleDone || c.closed.Load() || c.hijacked || c.lingering || c.isH2() {
 		return false
 	}
-	return c.state == http.StateActive || (c.state == http.StateIdle && c.requests > 1)
+	switch c.state {
+	case http.StateActive, http.StateNew:
+		return true
+	case http.StateIdle:
+		return c.t.reused
+	}
+	return false
 }
 
 // unkeep counts a connection out of t.keeping. The caller holds t.mu.

@@ -32,9 +32,15 @@ func (l *closeNotingListener) Close() error {
 // and one that receives what Serve returned.
 func tracked(t *testing.T, quiet time.Duration) (*Tracker, string, <-chan struct{}, <-chan error) {
 	t.Helper()
+	return trackedWith(t, quiet, nil)
+}
+
+// trackedWith is tracked with a ConnState hook of the test's.
+func trackedWith(t *testing.T, quiet time.Duration, hook func(net.Conn, http.ConnState)) (*Tracker, string, <-chan struct{}, <-chan error) {
+	t.Helper()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello")
-	})}
+	}), ConnState: hook}
 	tr := New(srv, func(ctx context.Context) context.Context { return ctx }, func() {})
 	tr.quietFor = quiet
 	tr.Install(context.Background(), false)
@@ -128,5 +134,66 @@ func TestDrainDoesNotKeepASingleUseIdleConnection(t *testing.T) {
 	defer cancel()
 	if err := tr.Drain(ctx); err != nil {
 		t.Errorf("Drain = %v, want nil without waiting for the idle connection", err)
+	}
+}
+
+// Where clients reuse connections (here one client did, and left), a
+// proxy's pool may hold connections that carried one request, or none yet,
+// and take them up at any moment: a request on either after the drain
+// began is answered. Before, the drain kept only connections that had
+// themselves carried more than one request, closed these at once, and
+// both requests met EOF.
+func TestDrainKeepsEveryConnectionWhereClientsReuse(t *testing.T) {
+	accepted := make(chan struct{}, 3)
+	tr, addr, lnClosed, _ := trackedWith(t, time.Hour, func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			accepted <- struct{}{}
+		}
+	})
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(20 * time.Second)) // a bound, not a wait
+		return c, bufio.NewReader(c)
+	}
+	reuser, rbr := dial()
+	for range 2 {
+		if _, err := get(t, reuser, rbr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reuser.Close()
+	once, obr := dial()
+	if _, err := get(t, once, obr); err != nil {
+		t.Fatal(err)
+	}
+	fresh, fbr := dial()
+	for range 3 {
+		<-accepted // fresh too: net/http has it, and waits for its request
+	}
+
+	tr.BeginDrain()
+	drained := make(chan error, 1)
+	go func() { drained <- tr.Drain(context.Background()) }()
+	<-lnClosed
+	for _, c := range []struct {
+		name string
+		conn net.Conn
+		br   *bufio.Reader
+	}{{"idle after one request", once, obr}, {"new, no request yet", fresh, fbr}} {
+		resp, err := get(t, c.conn, c.br)
+		if err != nil {
+			t.Errorf("%s: %v, want an answer", c.name, err)
+			continue
+		}
+		if resp.StatusCode != http.StatusOK || !resp.Close {
+			t.Errorf("%s: %d, Connection: close %v; want 200 with Connection: close", c.name, resp.StatusCode, resp.Close)
+		}
+	}
+	if err := <-drained; err != nil {
+		t.Errorf("Drain = %v, want nil", err)
 	}
 }

@@ -46,6 +46,7 @@ type Tracker struct {
 	conns      map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
 	holding    int                   // conns whose holds() is true, kept while draining
 	handlers   int                   // calls of the handler in progress
+	reused     bool                  // some connection has carried more than one request (see keeps)
 	keeping    int                   // conns counted by keeps (see idle.go)
 	kept       chan struct{}         // made by BeginDrain; closed when keeping falls to 0 or the drain keeps no more
 	ln         *listener             // the listener Serve accepts on, once it has one
