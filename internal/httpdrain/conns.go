@@ -20,7 +20,7 @@ import (
 // socket, and the drain may stop it taking connections before it closes it
 // (see quiesce).
 func (t *Tracker) Listener(ln net.Listener, own bool) net.Listener {
-	l := &listener{Listener: ln, t: t, own: own}
+	l := &listener{Listener: ln, t: t, own: own, ended: make(chan struct{})}
 	t.mu.Lock()
 	t.ln = l
 	t.mu.Unlock()
@@ -35,6 +35,8 @@ type listener struct {
 
 	closing  sync.Once // net/http and Serve may both close it
 	closeErr error
+	ended    chan struct{} // closed once Accept has failed during the drain
+	ending   sync.Once
 }
 
 func (l *listener) Close() error {
@@ -45,6 +47,16 @@ func (l *listener) Close() error {
 func (l *listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
+		l.t.mu.Lock()
+		stopping := l.t.stage != serving
+		l.t.mu.Unlock()
+		if stopping {
+			// The drain shut the socket down (accept fails with EINVAL)
+			// or closed it. Every connection accepted before is in the
+			// books: the drain may count them (see Drain).
+			l.ending.Do(func() { close(l.ended) })
+			err = net.ErrClosed
+		}
 		return nil, err
 	}
 	lc := &conn{Conn: c, t: l.t}
@@ -55,6 +67,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	l.t.conns[lc] = struct{}{}
+	l.t.recount(lc) // during the drain: a new connection is kept (see keeps)
 	return lc, nil
 }
 

@@ -37,6 +37,15 @@ func (t *Tracker) Drain(ctx context.Context) error {
 			quiesce(ln.Listener, t.quiesceFor)
 		}
 		ln.Close()
+		// Once net/http's accept loop has seen the close, every connection
+		// it accepted is counted, and the first stage can tell whether any
+		// is left to keep.
+		bound := time.NewTimer(t.quiesceFor)
+		select {
+		case <-ln.ended:
+		case <-bound.C: // net/http was not accepting (Serve has returned)
+		}
+		bound.Stop()
 	}
 	t.sweepHTTP2()
 	if err := t.keepAlive(ctx); err != nil {

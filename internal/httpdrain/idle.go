@@ -63,8 +63,12 @@ func (t *Tracker) unkeep() {
 	}
 }
 
-// endKeeping ends the first stage's wait. The caller holds t.mu.
+// endKeeping ends the first stage's wait, if it is waiting. The caller
+// holds t.mu.
 func (t *Tracker) endKeeping() {
+	if t.kept == nil {
+		return
+	}
 	select {
 	case <-t.kept:
 	default:
@@ -72,20 +76,26 @@ func (t *Tracker) endKeeping() {
 	}
 }
 
+// keptChan returns a channel that is closed once no connection is kept.
+func (t *Tracker) keptChan() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.kept = make(chan struct{})
+	if t.keeping == 0 {
+		close(t.kept)
+	}
+	return t.kept
+}
+
 // keepAlive is the drain's first stage: it returns once no connection is
 // kept, or no request has arrived for idleQuiet, and from then on keeps
 // none; or with ctx's error if ctx ends first.
 func (t *Tracker) keepAlive(ctx context.Context) error {
-	t.mu.Lock()
-	if t.keeping == 0 {
-		t.endKeeping()
-	}
-	t.mu.Unlock()
 	idle := time.NewTimer(t.quietFor)
 	defer idle.Stop()
 	for done := false; !done; {
 		select {
-		case <-t.kept:
+		case <-t.keptChan():
 			done = true
 		case <-idle.C:
 			if wait := t.sinceLastRequest(); wait < t.quietFor {

@@ -48,7 +48,7 @@ type Tracker struct {
 	handlers   int                   // calls of the handler in progress
 	reused     bool                  // some connection has carried more than one request (see keeps)
 	keeping    int                   // conns counted by keeps (see idle.go)
-	kept       chan struct{}         // made by BeginDrain; closed when keeping falls to 0 or the drain keeps no more
+	kept       chan struct{}         // made by the drain's first stage; closed when keeping falls to 0
 	ln         *listener             // the listener Serve accepts on, once it has one
 	tracked    map[net.Conn]struct{} // connections registered with Track
 	quiet      chan struct{}         // made by Drain; closed when nothing holds the drain
@@ -84,7 +84,6 @@ func (t *Tracker) BeginDrain() {
 		return
 	}
 	t.stage = draining
-	t.kept = make(chan struct{})
 }
 
 // BeginClose records that the adapter's Close has begun: from now on no
