@@ -33,19 +33,7 @@ func (t *Tracker) Drain(ctx context.Context) error {
 	// HTTP/1 keep-alive connections stay open for as long as their clients
 	// may still send on them (see idle.go).
 	if ln != nil {
-		if ln.own {
-			quiesce(ln.Listener, t.quiesceFor)
-		}
-		ln.Close()
-		// Once net/http's accept loop has seen the close, every connection
-		// it accepted is counted, and the first stage can tell whether any
-		// is left to keep.
-		bound := time.NewTimer(t.quiesceFor)
-		select {
-		case <-ln.ended:
-		case <-bound.C: // net/http was not accepting (Serve has returned)
-		}
-		bound.Stop()
+		t.stopListening(ln)
 	}
 	t.sweepHTTP2()
 	if err := t.keepAlive(ctx); err != nil {
@@ -223,4 +211,22 @@ const lingerFallback = 500 * time.Millisecond
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// stopListening closes ln, the listener Serve accepts on, and returns once
+// net/http's accept loop has seen the close, so that every connection it
+// accepted is counted and the drain's first stage can tell whether any is
+// left to keep. A listener the adapter bound itself first lets net/http
+// accept what waits in the kernel's accept queue (see quiesce).
+func (t *Tracker) stopListening(ln *listener) {
+	if ln.own {
+		quiesce(ln.Listener, t.quiesceFor)
+	}
+	ln.Close()
+	bound := time.NewTimer(t.quiesceFor)
+	defer bound.Stop()
+	select {
+	case <-ln.ended:
+	case <-bound.C: // net/http was not accepting (Serve has returned)
+	}
 }
