@@ -140,21 +140,12 @@ func (l *mixedLoad) halt() {
 // tally returns the requests that ended in [from, to) and how many of them
 // failed; a zero to means no end.
 func (l *mixedLoad) tally(from, to time.Time) (sent, failed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, o := range l.outcomes {
-		if o.end.Before(from) || (!to.IsZero() && !o.end.Before(to)) {
-			continue
-		}
-		sent++
-		if o.failed {
-			failed++
-		}
-	}
-	return sent, failed
+	sent, failedGET, failedPOST := l.tallyByMethod(from, to)
+	return sent, failedGET + failedPOST
 }
 
-// tallyByMethod is tally with the failures told apart by method.
+// tallyByMethod is tally with the failures told apart by method (GET
+// counts every method but POST).
 func (l *mixedLoad) tallyByMethod(from, to time.Time) (sent, failedGET, failedPOST int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
