@@ -47,10 +47,12 @@ type HTTPServer struct {
 // and give load balancers time before the drain ([WithPreShutdown]). A
 // response still being written when the period ends, or to a client that
 // stopped reading, is cut by Close, and Run reports a [*LameDuckError].
-// Streaming handlers should end when [Draining] says the drain began; a
-// handler that hijacks its connection holds the drain while it runs (see
-// [HTTPServer.Track]). x/net's h2c.NewHandler is out of the drain's reach:
-// use srv.Protocols (FromHTTP warns through srv.ErrorLog when it sees one).
+// Streaming handlers should end when [Draining] says the drain began. A
+// connection taken over with [http.Hijacker] (a WebSocket) is work in
+// flight until its owner closes it: it holds the drain, and Close closes it,
+// so none outlives Run; its owner should close it when [Draining] says so.
+// x/net's h2c.NewHandler is out of the drain's reach: use srv.Protocols
+// (FromHTTP warns through srv.ErrorLog when it sees one).
 //
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
 // yourself, or change it while it runs. It wraps srv.ConnState,
@@ -260,8 +262,9 @@ func (h *HTTPServer) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listener and every connection at once, like
-// [http.Server.Close], including connections the drain is closing gently
-// and those registered with Track. It waits for nothing but those closes.
+// [http.Server.Close], including connections the drain is closing gently,
+// those that handlers hijacked and those registered with Track. It waits
+// for nothing but those closes.
 func (h *HTTPServer) Close() error {
 	if err := h.validate(); err != nil {
 		return err
@@ -275,18 +278,13 @@ func (h *HTTPServer) Close() error {
 	return err
 }
 
-// Track registers a connection that a handler has taken over from net/http
-// (with [http.Hijacker], as WebSocket libraries do) and that outlives the
-// handler's call. Until release is called, the drain waits for it as for a
-// request in flight, and Close closes it. Call release once the connection is
-// finished with; calling it again does nothing.
-//
-// net/http cannot tell a hijacked connection that the drain has begun; select
-// on [Draining] of the request's context, or register a function with the
-// server's RegisterOnShutdown, and have the connection's owner finish (send
-// a close frame, say). A handler that keeps its hijacked connection only
-// while it runs need not call Track: the drain already waits for the handler
-// to return.
+// Track puts a connection that did not come from this server under its
+// drain: until release is called the drain waits for it as for a request in
+// flight, and Close closes it. A connection a handler hijacked from this
+// server needs no Track, since the server follows it already; Track is for
+// one the handler got elsewhere and whose life belongs to the request, such
+// as the connection a WebSocket proxy opens to its backend. Call release
+// once the connection is finished with; calling it again does nothing.
 //
 // Track after Close closes conn at once.
 func (h *HTTPServer) Track(conn net.Conn) (release func()) { return h.tracker.Track(conn) }

@@ -159,13 +159,15 @@ func (t *Tracker) forget(c *conn) {
 // holds reports whether c holds the drain up. The caller holds t.mu.
 //
 // A connection being closed gently does, until the client has everything. So
-// does an HTTP/1 connection in the middle of a request, and an HTTP/2
+// does a hijacked connection (a WebSocket, say), until its owner closes it:
+// it is work in flight that net/http no longer sees. So does an HTTP/1
+// connection in the middle of a request, and an HTTP/2
 // connection until it is closed: net/http has sent it a GOAWAY and closes it
 // once its streams are done and the client has hung up (or a second later).
 // An idle or new HTTP/1 connection does not: the drain closes it, and a new
 // one's request, if any, would be dropped by net/http now.
 func (c *conn) holds() bool {
-	return c.lingering || c.state == http.StateActive || c.isH2()
+	return c.lingering || c.hijacked || c.state == http.StateActive || c.isH2()
 }
 
 // isH2 reports whether c speaks HTTP/2. The caller holds t.mu.

@@ -117,8 +117,12 @@ func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 	c.state = st
 	switch st {
 	case http.StateHijacked:
+		// net/http forgets the connection; the Tracker does not. Its owner
+		// closes it through c (Hijack hands out c, or a *tls.Conn around
+		// it), which takes it off the books; until then it holds the
+		// drain, and Close closes it.
 		c.hijacked = true
-		t.forget(c)
+		t.recount(c)
 	case http.StateClosed:
 		if !c.lingering {
 			t.forget(c)

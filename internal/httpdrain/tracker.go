@@ -41,7 +41,7 @@ type Tracker struct {
 	idleDone bool                  // the drain keeps no connection open for its client any more (see idle.go)
 	lastReq  time.Time             // during the drain: when a request last arrived (see idle.go)
 	swept    bool                  // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
-	conns    map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
+	conns    map[*conn]struct{}    // accepted and not yet fully closed, hijacked ones included
 	holding  int                   // conns whose holds() is true, kept while draining
 	handlers int                   // calls of the handler in progress
 	keeping  int                   // conns counted by keeps (see idle.go)
@@ -93,8 +93,9 @@ func (t *Tracker) advance(s stage) {
 }
 
 // Close closes every connection the Tracker follows at once, including those
-// being closed gently and those registered with Track, and waits for the
-// lingering closes to end. Call it after BeginClose and after srv.Close.
+// being closed gently, those a handler hijacked and those registered with
+// Track, and waits for the lingering closes to end. Call it after BeginClose
+// and after srv.Close.
 func (t *Tracker) Close() {
 	t.mu.Lock()
 	var open []net.Conn
@@ -111,8 +112,8 @@ func (t *Tracker) Close() {
 	t.lingers.Wait()
 }
 
-// Track registers a connection that a handler has taken over from net/http
-// and that outlives the handler's call: the drain waits for it until
+// Track registers a connection that the Tracker does not follow by itself
+// (one that did not come from srv's listener): the drain waits for it until
 // release is called, and Close closes it. After BeginClose it closes nc at
 // once. Calling release more than once does nothing.
 func (t *Tracker) Track(nc net.Conn) (release func()) {
