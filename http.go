@@ -3,9 +3,11 @@ package lameduck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/b583c413/lameduck/internal/httpdrain"
 )
@@ -23,8 +25,11 @@ type HTTPServer struct {
 
 	life lifecycle // stopped under mu, and the tracker told under it, so that both move in step
 
-	mu   sync.Mutex
-	addr net.Addr
+	mu        sync.Mutex
+	addr      net.Addr
+	spread    time.Duration // see Spread
+	spreadErr error         // bad input to Spread, for NewRunner and Serve
+	lateErr   error         // Spread called once Serve had begun, for Serve's return
 }
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
@@ -98,7 +103,9 @@ func (h *HTTPServer) validate() error {
 	case h.given != nil && isNil(h.given):
 		return errors.New("lameduck: FromHTTPListener: nil net.Listener")
 	}
-	return nil
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.spreadErr
 }
 
 // Addr returns the address the server listens on, or nil until it is bound.
@@ -123,17 +130,25 @@ func (h *HTTPServer) useTLS() bool {
 // Serve binds the listener (or takes the one it was given) and serves on it
 // until Shutdown or Close. It returns nil if Shutdown or Close is called
 // before or while it binds.
-func (h *HTTPServer) Serve(ctx context.Context) error {
+func (h *HTTPServer) Serve(ctx context.Context) (err error) {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	switch stopped, err := h.life.start("HTTPServer's Serve"); {
+	h.mu.Lock()
+	stopped, err := h.life.start("HTTPServer's Serve")
+	spread := h.spread
+	h.mu.Unlock()
+	switch {
 	case err != nil:
 		return err
 	case stopped:
 		return nil // Shutdown or Close came first, and closed the bound channel
 	}
+	defer func() { err = errors.Join(err, h.late()) }()
 	tls := h.useTLS()
+	if spread > 0 {
+		h.tracker.Spread(spread, withConnDraining)
+	}
 	// Everything is wrapped before the port opens, so that no connection
 	// can be accepted without being followed.
 	h.tracker.Install(ctx, tls)
@@ -289,10 +304,65 @@ func (h *HTTPServer) Close() error {
 // Track after Close closes conn at once.
 func (h *HTTPServer) Track(conn net.Conn) (release func()) { return h.tracker.Track(conn) }
 
+// Spread has the drain tell each connection's handlers that it began
+// ([Draining]) at a moment of the connection's own, drawn uniformly from the
+// window that opens when Shutdown is called, instead of all in the same
+// instant. Handlers that end long-lived work on Draining (WebSockets,
+// server-sent events, long polls) then close their connections spread over
+// the window, and the clients that reconnect reach the other instances a
+// few at a time rather than all at once. Short requests are not affected:
+// they are answered as before. It returns h, so that it can follow
+// [FromHTTP].
+//
+// The drain lasts at least until the last connection is told and has
+// closed, so the window comes out of the period. NewRunner fails when the
+// window is more than half of what the period leaves for Shutdown (the
+// period less the pre-shutdown Delays), so that the connections told last
+// still have time to close; when the pre-shutdown steps took longer than
+// that, or Shutdown's context has less time left, the window shrinks to half
+// of what is left. Close tells every connection not yet told. A window of
+// zero, the default, tells them all when Shutdown is called; a negative one
+// makes NewRunner (and Serve) fail. Call Spread before Serve: a call after
+// Serve has begun changes nothing, and Serve reports it in its error.
+func (h *HTTPServer) Spread(window time.Duration) *HTTPServer {
+	if h == nil {
+		return nil // NewRunner reports the nil Server
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case window < 0:
+		h.spreadErr = fmt.Errorf("lameduck: HTTPServer.Spread: negative window %v", window)
+	case h.life.hasStarted():
+		h.lateErr = errors.New("lameduck: HTTPServer.Spread called after Serve began; it changed nothing")
+	default:
+		h.spread = window
+	}
+	return h
+}
+
+// late returns the error of a Spread called after Serve began, if any.
+func (h *HTTPServer) late() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lateErr
+}
+
+// fitDrain reports a Spread window that does not fit in d, the time the
+// period leaves for Shutdown; NewRunner asks (see drainFitter).
+func (h *HTTPServer) fitDrain(d time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.spread > d/2 {
+		return fmt.Errorf("lameduck: HTTPServer.Spread: a window of %v is more than half of the %v the period leaves for the drain; the connections told last would have no time to close", h.spread, d)
+	}
+	return nil
+}
+
 // withDraining is the tracker's base-context hook: it lets handlers find the
 // draining channel through Draining.
 func (h *HTTPServer) withDraining(ctx context.Context) context.Context {
-	return context.WithValue(ctx, drainingKey{}, h.draining)
+	return context.WithValue(ctx, drainingKey{}, (<-chan struct{})(h.draining))
 }
 
 // accepting is the tracker's hook for the moment net/http, having accepted
@@ -303,9 +373,17 @@ func (h *HTTPServer) accepting() { h.readied.Do(func() { close(h.ready) }) }
 // the HTTPServer's draining channel.
 type drainingKey struct{}
 
+// withConnDraining is the tracker's connection-context hook under Spread:
+// the connection's own channel, found first, stands in for the server's.
+func withConnDraining(ctx context.Context, ch <-chan struct{}) context.Context {
+	return context.WithValue(ctx, drainingKey{}, ch)
+}
+
 // Draining returns a channel that is closed when the drain of the
 // [HTTPServer] serving the request whose context is ctx begins: when its
-// Shutdown (or Close) is called, after the pre-shutdown steps. A handler that
+// Shutdown (or Close) is called, after the pre-shutdown steps, or, with
+// [HTTPServer.Spread], at the moment drawn for the request's connection. A
+// handler that
 // streams — server-sent events, a long poll, a chunked download that can stop
 // at a boundary — selects on it to finish its response early and let the
 // drain end, instead of running into the period:
@@ -320,6 +398,6 @@ type drainingKey struct{}
 // For a context that does not come from such a server it returns nil, a
 // channel that is never closed.
 func Draining(ctx context.Context) <-chan struct{} {
-	c, _ := ctx.Value(drainingKey{}).(chan struct{})
+	c, _ := ctx.Value(drainingKey{}).(<-chan struct{})
 	return c
 }

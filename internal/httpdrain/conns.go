@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // This file holds how the Tracker follows connections and handler calls,
@@ -69,12 +70,15 @@ type conn struct {
 
 	// guarded by t.mu
 	state     http.ConnState
-	hijacked  bool // a handler took it over
-	lingering bool // closed gently; the linger has not finished
-	held      bool // counted in t.holding
-	kept      bool // counted in t.keeping (see idle.go)
-	requests  int  // requests it has begun
-	h2Served  bool // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
+	hijacked  bool          // a handler took it over
+	lingering bool          // closed gently; the linger has not finished
+	held      bool          // counted in t.holding
+	kept      bool          // counted in t.keeping (see idle.go)
+	requests  int           // requests it has begun
+	h2Served  bool          // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
+	told      chan struct{} // with the spread: closed when its handlers are told of the drain (see spread.go)
+	tellTimer *time.Timer   // with the spread: closes told at the connection's moment
+	wasTold   bool          // told is closed
 }
 
 const (
@@ -144,6 +148,9 @@ func (c *conn) Close() error {
 
 // forget drops c from the Tracker's books. The caller holds t.mu.
 func (t *Tracker) forget(c *conn) {
+	if c.tellTimer != nil {
+		c.tellTimer.Stop()
+	}
 	if c.held {
 		c.held = false
 		t.holding--

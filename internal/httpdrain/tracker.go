@@ -53,6 +53,13 @@ type Tracker struct {
 	warned   bool                  // the x/net h2c warning has been logged
 	h2c      bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Install before the port opens
 	userHook func(net.Conn, http.ConnState)
+
+	// The spread (see spread.go): set by Spread before Install, then
+	// guarded by mu.
+	spread     time.Duration                                          // the window asked for; 0: no spread
+	tell       func(context.Context, <-chan struct{}) context.Context // puts a connection's channel in its context
+	spreadFrom time.Time                                              // when the window opened; zero until the drain begins
+	window     time.Duration                                          // the window, shortened to fit the drain
 }
 
 // New returns a Tracker for srv, which it changes only in Install and
@@ -83,13 +90,12 @@ func (t *Tracker) BeginDrain() {
 }
 
 // BeginClose records that the adapter's Close has begun: from now on no
-// connection is accepted, and every close is immediate.
-func (t *Tracker) BeginClose() { t.advance(closed) }
-
-func (t *Tracker) advance(s stage) {
+// connection is accepted, and every close is immediate. Connections that the spread has not told of the drain yet are told now.
+func (t *Tracker) BeginClose() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.stage = max(t.stage, s)
+	t.stage = closed
+	t.tellAll()
 }
 
 // Close closes every connection the Tracker follows at once, including those
