@@ -3,7 +3,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,7 +164,8 @@ func TestSpreadBenchmark(t *testing.T) {
 	if !*benchSpread {
 		t.Skip("a measurement; run with -spread.bench")
 	}
-	const n, reps = 1000, 3
+	const n, reps = 1000, 5
+	loadBefore := loadAverage()
 	type row struct {
 		window      time.Duration
 		peaks       []int
@@ -193,7 +196,7 @@ func TestSpreadBenchmark(t *testing.T) {
 		slices.Sort(s)
 		return s[len(s)/2]
 	}
-	fmt.Printf("\n%d clients, %d runs each, medians (all runs)\n", n, reps)
+	fmt.Printf("\n%d clients, %d runs each, medians (all runs); load average %s before, %s after\n", n, reps, loadBefore, loadAverage())
 	fmt.Printf("| Spread window | peak reconnects per 10 ms | reconnects spread over | drain (SIGTERM to exit) | closed with 1001 | exit |\n")
 	fmt.Printf("|---|---|---|---|---|---|\n")
 	for _, r := range rows {
@@ -203,6 +206,19 @@ func TestSpreadBenchmark(t *testing.T) {
 	}
 	ratio := float64(medianInt(rows[0].peaks)) / float64(medianInt(rows[1].peaks))
 	fmt.Printf("peak without / with: %.1f×\n", ratio)
+}
+
+// loadAverage returns the first three fields of /proc/loadavg, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func roundAll(ds []time.Duration) []time.Duration {
