@@ -146,9 +146,7 @@ func (h *HTTPServer) Serve(ctx context.Context) (err error) {
 	}
 	defer func() { err = errors.Join(err, h.late()) }()
 	tls := h.useTLS()
-	if spread > 0 {
-		h.tracker.Spread(spread, withConnDraining)
-	}
+	h.tracker.Spread(spread, withConnDraining)
 	// Everything is wrapped before the port opens, so that no connection
 	// can be accepted without being followed.
 	h.tracker.Install(ctx, tls)
@@ -304,26 +302,21 @@ func (h *HTTPServer) Close() error {
 // Track after Close closes conn at once.
 func (h *HTTPServer) Track(conn net.Conn) (release func()) { return h.tracker.Track(conn) }
 
-// Spread has the drain tell each connection's handlers that it began
-// ([Draining]) at a moment of the connection's own, drawn uniformly from the
-// window that opens when Shutdown is called, instead of all in the same
-// instant. Handlers that end long-lived work on Draining (WebSockets,
-// server-sent events, long polls) then close their connections spread over
-// the window, and the clients that reconnect reach the other instances a
-// few at a time rather than all at once. Short requests are not affected:
-// they are answered as before. It returns h, so that it can follow
-// [FromHTTP].
+// Spread has the drain tell each connection at a moment of its own, drawn
+// uniformly from a window that opens when Shutdown is called, instead of
+// telling every connection at once: [Draining] closes at that moment for the
+// connection's requests. Long-lived connections that end on Draining
+// (WebSockets, server-sent events) then end spread over the window, and
+// their clients reach the other instances a few at a time. Spread returns h,
+// so that it can follow [FromHTTP]. The default, zero, tells every
+// connection when Shutdown is called.
 //
-// The drain lasts at least until the last connection is told and has
-// closed, so the window comes out of the period. NewRunner fails when the
-// window is more than half of what the period leaves for Shutdown (the
-// period less the pre-shutdown Delays), so that the connections told last
-// still have time to close; when the pre-shutdown steps took longer than
-// that, or Shutdown's context has less time left, the window shrinks to half
-// of what is left. Close tells every connection not yet told. A window of
-// zero, the default, tells them all when Shutdown is called; a negative one
-// makes NewRunner (and Serve) fail. Call Spread before Serve: a call after
-// Serve has begun changes nothing, and Serve reports it in its error.
+// The window comes out of the period. NewRunner fails when it is negative,
+// or more than half of what the period leaves for Shutdown after the
+// pre-shutdown Delays; at the drain it shrinks to half of what Shutdown's
+// context has left, so that the connections told last have time to close.
+// Close tells every connection not yet told. Call Spread before Serve: a
+// later call changes nothing, and Serve reports it in its error.
 func (h *HTTPServer) Spread(window time.Duration) *HTTPServer {
 	if h == nil {
 		return nil // NewRunner reports the nil Server
@@ -369,8 +362,9 @@ func (h *HTTPServer) withDraining(ctx context.Context) context.Context {
 // srv's set-up, is about to accept: from then on the port is served.
 func (h *HTTPServer) accepting() { h.readied.Do(func() { close(h.ready) }) }
 
-// drainingKey is the context key under which Serve's base context carries
-// the HTTPServer's draining channel.
+// drainingKey is the context key under which a request's context carries
+// the channel Draining returns: the HTTPServer's, from Serve's base context,
+// or under Spread its connection's, from the connection's context.
 type drainingKey struct{}
 
 // withConnDraining is the tracker's connection-context hook under Spread:
@@ -383,10 +377,9 @@ func withConnDraining(ctx context.Context, ch <-chan struct{}) context.Context {
 // [HTTPServer] serving the request whose context is ctx begins: when its
 // Shutdown (or Close) is called, after the pre-shutdown steps, or, with
 // [HTTPServer.Spread], at the moment drawn for the request's connection. A
-// handler that
-// streams — server-sent events, a long poll, a chunked download that can stop
-// at a boundary — selects on it to finish its response early and let the
-// drain end, instead of running into the period:
+// handler that streams — server-sent events, a long poll, a chunked download
+// that can stop at a boundary — or owns a WebSocket selects on it to finish
+// its work early and let the drain end, instead of running into the period:
 //
 //	select {
 //	case ev := <-events:

@@ -17,8 +17,9 @@ import (
 // a request's context is made as net/http makes it.
 
 // Spread asks that every connection be told of the drain at its own moment
-// within window. tell returns a context that carries a connection's
-// channel, where the adapter's handlers look for it. Call it before Install.
+// within window; a window of zero asks for no spread. tell returns a
+// context that carries a connection's channel, where the adapter's handlers
+// look for it. Call it before Install.
 func (t *Tracker) Spread(window time.Duration, tell func(context.Context, <-chan struct{}) context.Context) {
 	t.spread, t.tell = window, tell
 }
