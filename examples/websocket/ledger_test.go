@@ -32,10 +32,11 @@ func newLedgerClient(id, url string, lib clientLib, reconnect bool) *ledgerClien
 	return &ledgerClient{id: id, url: url + "?client=" + id, lib: lib, reconnect: reconnect, pace: 5 * time.Millisecond, changed: make(chan struct{})}
 }
 
-// maxRedials bounds the dials a client tries in a row; a failed dial waits
-// redialGap before the next.
+// maxRedials bounds the dials a client tries in a row (about 5 s of them:
+// HAProxy short of CPU may take every server out for a moment); a failed
+// dial waits redialGap before the next.
 const (
-	maxRedials = 50
+	maxRedials = 250
 	redialGap  = 20 * time.Millisecond
 )
 

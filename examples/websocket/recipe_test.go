@@ -41,7 +41,7 @@ func serveInProcess(t *testing.T, closeWait time.Duration) (addr string, stop fu
 // not for longer than its bound: a client that never answers is cut off
 // after it, and the drain still ends cleanly within the period.
 func TestRecipesBoundTheClosingHandshake(t *testing.T) {
-	const closeWait = 400 * time.Millisecond
+	const closeWait = time.Second
 	for _, path := range []string{"/echo", "/chat"} {
 		for _, answers := range []bool{true, false} {
 			name := fmt.Sprintf("%s: a client that answers the close frame", path[1:])
