@@ -48,9 +48,17 @@ type delayProbeKey struct{}
 var delayCode = reflect.ValueOf(Delay(0)).Pointer()
 
 // checkDelays fails when the Delays among steps leave nothing of period for
-// Shutdown. Only steps that run Delay's code are asked; no other step is
-// called.
+// Shutdown.
 func checkDelays(steps []func(context.Context) error, period time.Duration) error {
+	if total := delays(steps); total >= period {
+		return fmt.Errorf("lameduck: pre-shutdown Delay of %v is not shorter than the %v Period: every stop would expire before Shutdown", total, period)
+	}
+	return nil
+}
+
+// delays returns how long the Delays among steps wait in all. Only steps
+// that run Delay's code are asked; no other step is called.
+func delays(steps []func(context.Context) error) time.Duration {
 	var total time.Duration
 	for _, step := range steps {
 		if reflect.ValueOf(step).Pointer() != delayCode {
@@ -66,8 +74,5 @@ func checkDelays(steps []func(context.Context) error, period time.Duration) erro
 			total += d
 		}
 	}
-	if total >= period {
-		return fmt.Errorf("lameduck: pre-shutdown Delay of %v is not shorter than the %v Period: every stop would expire before Shutdown", total, period)
-	}
-	return nil
+	return total
 }

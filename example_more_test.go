@@ -1,6 +1,7 @@
 package lameduck_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -165,23 +166,49 @@ func ExampleRunner_State() {
 	// stopped
 }
 
-// A handler that upgrades to a long-lived protocol hands the connection to
-// Track, and hears of the drain through RegisterOnShutdown.
+// A handler that relays its hijacked connection to a backend puts the
+// backend's connection under the drain with Track. The hijacked connection
+// needs no Track: the server follows it already, so the drain waits for it
+// and Close would close it.
 func ExampleHTTPServer_Track() {
-	srv := &http.Server{Addr: "127.0.0.1:0"}
-	draining := make(chan struct{})
-	srv.RegisterOnShutdown(func() { close(draining) })
-	var h *lameduck.HTTPServer
-	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, _, err := http.NewResponseController(w).Hijack()
+	backend, err := net.Listen("tcp", "127.0.0.1:0") // the service relayed to
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer backend.Close()
+	go func() {
+		c, err := backend.Accept()
 		if err != nil {
 			return
 		}
-		release := h.Track(conn)
-		go func() { // the connection outlives the handler
+		defer c.Close()
+		fmt.Fprintln(c, "from the backend")
+		io.Copy(io.Discard, c) // until the relay hangs up
+	}()
+
+	srv := &http.Server{Addr: "127.0.0.1:0"}
+	var h *lameduck.HTTPServer
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up, err := net.Dial("tcp", backend.Addr().String())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		release := h.Track(up)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			up.Close()
+			release()
+			return
+		}
+		draining := lameduck.Draining(r.Context())
+		go func() { // the relay outlives the handler
 			defer release()
+			defer up.Close()
 			defer conn.Close()
-			fmt.Fprintln(conn, "streaming")
+			line, _ := bufio.NewReader(up).ReadString('\n')
+			fmt.Fprint(conn, line)
 			<-draining
 			fmt.Fprintln(conn, "goodbye")
 		}()
@@ -200,16 +227,16 @@ func ExampleHTTPServer_Track() {
 		return
 	}
 	defer conn.Close()
-	fmt.Fprint(conn, "GET /stream HTTP/1.1\r\nHost: example\r\n\r\n")
-	buf := make([]byte, len("streaming\n"))
-	io.ReadFull(conn, buf)
-	fmt.Print(string(buf))
+	fmt.Fprint(conn, "GET /relay HTTP/1.1\r\nHost: example\r\n\r\n")
+	r := bufio.NewReader(conn)
+	line, _ := r.ReadString('\n')
+	fmt.Print(line)
 	cancel()
-	rest, _ := io.ReadAll(conn) // the drain waits for the goodbye
+	rest, _ := io.ReadAll(r) // the drain waits for the goodbye
 	fmt.Print(string(rest))
 	fmt.Println("Run:", <-done)
 	// Output:
-	// streaming
+	// from the backend
 	// goodbye
 	// Run: <nil>
 }

@@ -86,6 +86,16 @@ func (g *group) validate() error { return g.err }
 // member with a Ready method is ready.
 func (g *group) Ready() <-chan struct{} { return g.ready }
 
+// fitDrain asks every member whether its settings fit in d.
+func (g *group) fitDrain(d time.Duration) error {
+	for i, m := range g.members {
+		if err := fitDrain(m, d); err != nil {
+			return g.named(i, err)
+		}
+	}
+	return nil
+}
+
 // setCloseGrace passes the Runner's close grace on to every member.
 func (g *group) setCloseGrace(d time.Duration) {
 	for _, m := range g.members {

@@ -81,6 +81,9 @@ func (n *namedServer) validate() error {
 	return nil
 }
 
+// fitDrain passes NewRunner's question on to the named Server.
+func (n *namedServer) fitDrain(d time.Duration) error { return fitDrain(n.Server, d) }
+
 // setCloseGrace passes the Runner's close grace on to the named Server.
 func (n *namedServer) setCloseGrace(d time.Duration) { giveCloseGrace(n.Server, d) }
 

@@ -3,9 +3,11 @@ package lameduck
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/b583c413/lameduck/internal/httpdrain"
 )
@@ -23,8 +25,11 @@ type HTTPServer struct {
 
 	life lifecycle // stopped under mu, and the tracker told under it, so that both move in step
 
-	mu   sync.Mutex
-	addr net.Addr
+	mu        sync.Mutex
+	addr      net.Addr
+	spread    time.Duration // see Spread
+	spreadErr error         // bad input to Spread, for NewRunner and Serve
+	lateErr   error         // Spread called once Serve had begun, for Serve's return
 }
 
 // FromHTTP makes a [Server] of srv. Serve listens on srv.Addr itself (":http",
@@ -44,25 +49,27 @@ type HTTPServer struct {
 //
 // Keep-alive connections are ended without a race: when the drain begins
 // the listener closes, but net/http's Shutdown waits while clients may
-// still send on their open connections (one in the middle of a request, or
-// idle after carrying more than one), and each request that arrives is
-// answered with "Connection: close" and its connection then closes.
-// net/http's Shutdown (which drops any request it reads, and runs the
-// RegisterOnShutdown hooks) comes once no such connection is left, or once
-// no request has arrived for 100 ms. So a proxy without health checks
-// (nginx) that sends a request on a pooled connection as the drain begins
-// gets an answer, not a close it cannot retry; the README's balancer
-// section says what each kind of balancer needs.
+// still send on their open connections (one in the middle of a request, a
+// new one, or any idle one where clients reuse connections), and each
+// request that arrives is answered with "Connection: close" and its
+// connection then closes. net/http's Shutdown (which drops any request it
+// reads, and runs the RegisterOnShutdown hooks) comes once no such
+// connection is left, or once no request has arrived for 100 ms. So a proxy
+// without health checks (nginx) that sends a request on a pooled connection
+// as the drain begins gets an answer, not a close it cannot retry; the
+// README's balancer sections say what each kind of balancer needs.
 //
 // What it cannot promise: a connection attempt after the drain began is
 // refused; fail a readiness probe and give load balancers time before the
 // drain ([WithPreShutdown]). A response still being written when the period
 // ends, or to a client that stopped reading, is cut by Close, and Run
 // reports a [*LameDuckError]. Streaming handlers should end when [Draining]
-// says the drain began; a handler that hijacks its connection holds the
-// drain while it runs (see [HTTPServer.Track]). x/net's h2c.NewHandler is
-// out of the drain's reach: use srv.Protocols (FromHTTP warns through
-// srv.ErrorLog when it sees one).
+// says the drain began. A connection taken over with [http.Hijacker] (a
+// WebSocket) is work in flight until its owner closes it: it holds the
+// drain, and Close closes it, so none outlives Run; its owner should close
+// it when [Draining] says so. x/net's h2c.NewHandler is out of the drain's
+// reach: use srv.Protocols (FromHTTP warns through srv.ErrorLog when it
+// sees one).
 //
 // The HTTPServer takes srv over: do not call its Serve, Shutdown or Close
 // yourself, or change it while it runs. It wraps srv.ConnState,
@@ -109,7 +116,9 @@ func (h *HTTPServer) validate() error {
 	case h.given != nil && isNil(h.given):
 		return errors.New("lameduck: FromHTTPListener: nil net.Listener")
 	}
-	return nil
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.spreadErr
 }
 
 // Addr returns the address the server listens on, or nil until it is bound.
@@ -134,17 +143,23 @@ func (h *HTTPServer) useTLS() bool {
 // Serve binds the listener (or takes the one it was given) and serves on it
 // until Shutdown or Close. It returns nil if Shutdown or Close is called
 // before or while it binds.
-func (h *HTTPServer) Serve(ctx context.Context) error {
+func (h *HTTPServer) Serve(ctx context.Context) (err error) {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	switch stopped, err := h.life.start("HTTPServer's Serve"); {
+	h.mu.Lock()
+	stopped, err := h.life.start("HTTPServer's Serve")
+	spread := h.spread
+	h.mu.Unlock()
+	switch {
 	case err != nil:
 		return err
 	case stopped:
 		return nil // Shutdown or Close came first, and closed the bound channel
 	}
+	defer func() { err = errors.Join(err, h.late()) }()
 	tls := h.useTLS()
+	h.tracker.Spread(spread, withConnDraining)
 	// Everything is wrapped before the port opens, so that no connection
 	// can be accepted without being followed.
 	h.tracker.Install(ctx, tls)
@@ -273,8 +288,9 @@ func (h *HTTPServer) Shutdown(ctx context.Context) error {
 }
 
 // Close closes the listener and every connection at once, like
-// [http.Server.Close], including connections the drain is closing gently
-// and those registered with Track. It waits for nothing but those closes.
+// [http.Server.Close], including connections the drain is closing gently,
+// those that handlers hijacked and those registered with Track. It waits
+// for nothing but those closes.
 func (h *HTTPServer) Close() error {
 	if err := h.validate(); err != nil {
 		return err
@@ -288,42 +304,95 @@ func (h *HTTPServer) Close() error {
 	return err
 }
 
-// Track registers a connection that a handler has taken over from net/http
-// (with [http.Hijacker], as WebSocket libraries do) and that outlives the
-// handler's call. Until release is called, the drain waits for it as for a
-// request in flight, and Close closes it. Call release once the connection is
-// finished with; calling it again does nothing.
-//
-// net/http cannot tell a hijacked connection that the drain has begun; select
-// on [Draining] of the request's context, or register a function with the
-// server's RegisterOnShutdown, and have the connection's owner finish (send
-// a close frame, say). A handler that keeps its hijacked connection only
-// while it runs need not call Track: the drain already waits for the handler
-// to return.
+// Track puts a connection that did not come from this server under its
+// drain: until release is called the drain waits for it as for a request in
+// flight, and Close closes it. A connection a handler hijacked from this
+// server needs no Track, since the server follows it already; Track is for
+// one the handler got elsewhere and whose life belongs to the request, such
+// as the connection a WebSocket proxy opens to its backend. Call release
+// once the connection is finished with; calling it again does nothing.
 //
 // Track after Close closes conn at once.
 func (h *HTTPServer) Track(conn net.Conn) (release func()) { return h.tracker.Track(conn) }
 
+// Spread has the drain tell each connection at a moment of its own, drawn
+// uniformly from a window that opens when Shutdown is called, instead of
+// telling every connection at once: [Draining] closes at that moment for the
+// connection's requests. Long-lived connections that end on Draining
+// (WebSockets, server-sent events) then end spread over the window, and
+// their clients reach the other instances a few at a time. Spread returns h,
+// so that it can follow [FromHTTP]. The default, zero, tells every
+// connection when Shutdown is called.
+//
+// The window comes out of the period. NewRunner fails when it is negative,
+// or more than half of what the period leaves for Shutdown after the
+// pre-shutdown Delays; at the drain it shrinks to half of what Shutdown's
+// context has left, so that the connections told last have time to close.
+// Close tells every connection not yet told. Call Spread before Serve: a
+// later call changes nothing, and Serve reports it in its error.
+func (h *HTTPServer) Spread(window time.Duration) *HTTPServer {
+	if h == nil {
+		return nil // NewRunner reports the nil Server
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case window < 0:
+		h.spreadErr = fmt.Errorf("lameduck: HTTPServer.Spread: negative window %v", window)
+	case h.life.hasStarted():
+		h.lateErr = errors.New("lameduck: HTTPServer.Spread called after Serve began; it changed nothing")
+	default:
+		h.spread = window
+	}
+	return h
+}
+
+// late returns the error of a Spread called after Serve began, if any.
+func (h *HTTPServer) late() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lateErr
+}
+
+// fitDrain reports a Spread window that does not fit in d, the time the
+// period leaves for Shutdown; NewRunner asks (see drainFitter).
+func (h *HTTPServer) fitDrain(d time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.spread > d/2 {
+		return fmt.Errorf("lameduck: HTTPServer.Spread: a window of %v is more than half of the %v the period leaves for the drain; the connections told last would have no time to close", h.spread, d)
+	}
+	return nil
+}
+
 // withDraining is the tracker's base-context hook: it lets handlers find the
 // draining channel through Draining.
 func (h *HTTPServer) withDraining(ctx context.Context) context.Context {
-	return context.WithValue(ctx, drainingKey{}, h.draining)
+	return context.WithValue(ctx, drainingKey{}, (<-chan struct{})(h.draining))
 }
 
 // accepting is the tracker's hook for the moment net/http, having accepted
 // srv's set-up, is about to accept: from then on the port is served.
 func (h *HTTPServer) accepting() { h.readied.Do(func() { close(h.ready) }) }
 
-// drainingKey is the context key under which Serve's base context carries
-// the HTTPServer's draining channel.
+// drainingKey is the context key under which a request's context carries
+// the channel Draining returns: the HTTPServer's, from Serve's base context,
+// or under Spread its connection's, from the connection's context.
 type drainingKey struct{}
+
+// withConnDraining is the tracker's connection-context hook under Spread:
+// the connection's own channel, found first, stands in for the server's.
+func withConnDraining(ctx context.Context, ch <-chan struct{}) context.Context {
+	return context.WithValue(ctx, drainingKey{}, ch)
+}
 
 // Draining returns a channel that is closed when the drain of the
 // [HTTPServer] serving the request whose context is ctx begins: when its
-// Shutdown (or Close) is called, after the pre-shutdown steps. A handler that
-// streams — server-sent events, a long poll, a chunked download that can stop
-// at a boundary — selects on it to finish its response early and let the
-// drain end, instead of running into the period:
+// Shutdown (or Close) is called, after the pre-shutdown steps, or, with
+// [HTTPServer.Spread], at the moment drawn for the request's connection. A
+// handler that streams — server-sent events, a long poll, a chunked download
+// that can stop at a boundary — or owns a WebSocket selects on it to finish
+// its work early and let the drain end, instead of running into the period:
 //
 //	select {
 //	case ev := <-events:
@@ -335,6 +404,6 @@ type drainingKey struct{}
 // For a context that does not come from such a server it returns nil, a
 // channel that is never closed.
 func Draining(ctx context.Context) <-chan struct{} {
-	c, _ := ctx.Value(drainingKey{}).(chan struct{})
+	c, _ := ctx.Value(drainingKey{}).(<-chan struct{})
 	return c
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -123,4 +124,81 @@ func TestReadmeSnippets(t *testing.T) {
 			t.Fatalf("the README's programs %v: go %s: %v\n%s", programs, strings.Join(args, " "), err, out)
 		}
 	}
+}
+
+// TestReadmeFragments keeps the README's excerpts of the examples true: a
+// Go block whose first line is "// Fragment: from PATH" shows code of the
+// file at PATH (from the repository's root), in one or more pieces
+// separated by lines that begin "// ...". Each piece must appear in the
+// file as consecutive lines, compared without their indentation.
+func TestReadmeFragments(t *testing.T) {
+	checked := 0
+	for _, b := range fencedBlocks(t, "README.md") {
+		first, body, _ := strings.Cut(b.text, "\n")
+		path, ok := strings.CutPrefix(first, "// Fragment: from ")
+		if b.lang != "go" || !ok {
+			continue
+		}
+		src, err := os.ReadFile(filepath.FromSlash(strings.TrimSpace(path)))
+		if err != nil {
+			t.Errorf("README.md:%d: %v", b.line, err)
+			continue
+		}
+		file := trimmedLines(string(src))
+		for _, piece := range fragmentPieces(body) {
+			if !containsLines(file, piece) {
+				t.Errorf("README.md:%d: these lines are not in %s as they are shown:\n%s", b.line, path, strings.Join(piece, "\n"))
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Error(`no "// Fragment: from" block in README.md`)
+	}
+}
+
+// fragmentPieces splits a fragment's lines at the "// ..." lines, and drops
+// blank lines at the ends of each piece.
+func fragmentPieces(body string) [][]string {
+	var pieces [][]string
+	var cur []string
+	flush := func() {
+		for len(cur) > 0 && cur[len(cur)-1] == "" {
+			cur = cur[:len(cur)-1]
+		}
+		for len(cur) > 0 && cur[0] == "" {
+			cur = cur[1:]
+		}
+		if len(cur) > 0 {
+			pieces = append(pieces, cur)
+		}
+		cur = nil
+	}
+	for _, l := range trimmedLines(body) {
+		if strings.HasPrefix(l, "// ...") {
+			flush()
+			continue
+		}
+		cur = append(cur, l)
+	}
+	flush()
+	return pieces
+}
+
+func trimmedLines(s string) []string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return lines
+}
+
+// containsLines reports whether want appears in lines as consecutive lines.
+func containsLines(lines, want []string) bool {
+	for i := 0; i+len(want) <= len(lines); i++ {
+		if slices.Equal(lines[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
 }

@@ -44,12 +44,28 @@ func NewRunner(svr Server, options ...Option) (*Runner, error) {
 	if err := checkDelays(cfg.steps, cfg.period); err != nil {
 		return nil, err
 	}
+	if err := fitDrain(svr, cfg.period-delays(cfg.steps)); err != nil {
+		return nil, err
+	}
 	return &Runner{svr: svr, cfg: cfg, ready: make(chan struct{}), lameDuck: make(chan struct{})}, nil
 }
 
 // validator is implemented by this package's helpers so that NewRunner can
 // reject one built from bad input before anything starts.
 type validator interface{ validate() error }
+
+// drainFitter is a Server with a setting that must fit in the time the
+// period leaves for Shutdown (HTTPServer's Spread), or a Group or Member
+// that passes the question on.
+type drainFitter interface{ fitDrain(d time.Duration) error }
+
+// fitDrain asks svr whether its settings fit in d, if it has any that must.
+func fitDrain(svr Server, d time.Duration) error {
+	if f, ok := svr.(drainFitter); ok {
+		return f.fitDrain(d)
+	}
+	return nil
+}
 
 func checkServer(svr Server) error {
 	if svr == nil {

@@ -89,6 +89,44 @@ func routes(ready *lameduck.Readiness) http.Handler {
 		case <-r.Context().Done(): // the client left, or the server was closed
 		}
 	})
+	// /events?every=1s is a stream of server-sent events, a tick every
+	// `every`, that ends with a "bye" event when the drain begins.
+	mux.HandleFunc("GET /events", events)
 	mux.Handle("GET /readyz", ready)
 	return mux
+}
+
+// events streams server-sent events until the client leaves or the drain
+// begins; then it sends a last event and returns, which ends the response
+// cleanly (the chunked body's end), so the client knows to reconnect, to
+// another instance, rather than seeing the stream cut at the end of the
+// period.
+func events(w http.ResponseWriter, r *http.Request) {
+	every := time.Second
+	if s := r.FormValue("every"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			http.Error(w, "every must be a positive duration such as 100ms", http.StatusBadRequest)
+			return
+		}
+		every = d
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	rc := http.NewResponseController(w)
+	for n := 1; ; n++ {
+		select {
+		case <-tick.C:
+			fmt.Fprintf(w, "id: %d\ndata: tick %d\n\n", n, n)
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		case <-lameduck.Draining(r.Context()):
+			fmt.Fprint(w, "event: bye\ndata: server going away\n\n")
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
 }

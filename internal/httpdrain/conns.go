@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // This file holds how the Tracker follows connections and handler calls,
@@ -86,12 +87,15 @@ type conn struct {
 
 	// guarded by t.mu
 	state     http.ConnState
-	hijacked  bool // a handler took it over
-	lingering bool // closed gently; the linger has not finished
-	held      bool // counted in t.holding
-	kept      bool // counted in t.keeping (see idle.go)
-	requests  int  // requests it has begun
-	h2Served  bool // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
+	hijacked  bool          // a handler took it over
+	lingering bool          // closed gently; the linger has not finished
+	held      bool          // counted in t.holding
+	kept      bool          // counted in t.keeping (see idle.go)
+	requests  int           // requests it has begun
+	h2Served  bool          // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
+	told      chan struct{} // with the spread: closed when its handlers are told of the drain (see spread.go)
+	tellTimer *time.Timer   // with the spread: closes told at the connection's moment
+	wasTold   bool          // told is closed
 }
 
 const (
@@ -161,6 +165,9 @@ func (c *conn) Close() error {
 
 // forget drops c from the Tracker's books. The caller holds t.mu.
 func (t *Tracker) forget(c *conn) {
+	if c.tellTimer != nil {
+		c.tellTimer.Stop()
+	}
 	if c.held {
 		c.held = false
 		t.holding--
@@ -176,13 +183,16 @@ func (t *Tracker) forget(c *conn) {
 // holds reports whether c holds the drain up. The caller holds t.mu.
 //
 // A connection being closed gently does, until the client has everything. So
-// does an HTTP/1 connection in the middle of a request, and an HTTP/2
+// does a hijacked connection (a WebSocket, say), until its owner closes it:
+// it is work in flight that net/http no longer sees. So does an HTTP/1
+// connection in the middle of a request, and an HTTP/2
 // connection until it is closed: net/http has sent it a GOAWAY and closes it
 // once its streams are done and the client has hung up (or a second later).
-// An idle or new HTTP/1 connection does not: the drain closes it, and a new
-// one's request, if any, would be dropped by net/http now.
+// An idle or new HTTP/1 connection does not: the drain's first stage may
+// keep it open while its client may send on it (see keeps), and then closes
+// it.
 func (c *conn) holds() bool {
-	return c.lingering || c.state == http.StateActive || c.isH2()
+	return c.lingering || c.hijacked || c.state == http.StateActive || c.isH2()
 }
 
 // isH2 reports whether c speaks HTTP/2. The caller holds t.mu.

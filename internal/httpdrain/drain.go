@@ -16,6 +16,9 @@ import (
 // nil then, or ctx's error if ctx ends first. Call it once, after
 // BeginDrain, once the listener is bound (or will never be).
 func (t *Tracker) Drain(ctx context.Context) error {
+	// With the spread, each connection's handlers hear of the drain at
+	// their own moment from now on.
+	t.startSpread(ctx)
 	// From here on every ConnState event keeps t.holding up to date; count
 	// the connections as they stand. And from here on, an HTTP/2
 	// connection that reports its first state may have been missed by the

@@ -15,7 +15,8 @@ import (
 // net/http tells the books of conns.go what happens.
 
 // Install puts the Tracker's hooks on srv: ConnState, the handler and the
-// base context, each wrapping the one srv had. When srv.BaseContext is nil,
+// base context (and the connection context, with the spread), each wrapping
+// the one srv had. When srv.BaseContext is nil,
 // requests' contexts carry ctx's values. useTLS says whether srv will be
 // served with TLS. The adapter calls it once, before the port opens, so
 // that no connection is accepted without being followed.
@@ -47,6 +48,7 @@ func (t *Tracker) Install(ctx context.Context, useTLS bool) {
 	}
 
 	t.h2c = !useTLS && t.srv.Protocols != nil && t.srv.Protocols.UnencryptedHTTP2()
+	t.installSpread()
 
 	if useTLS {
 		// A TLS connection that has not made a request yet reports no
@@ -117,8 +119,12 @@ func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 	c.state = st
 	switch st {
 	case http.StateHijacked:
+		// net/http forgets the connection; the Tracker does not. Its owner
+		// closes it through c (Hijack hands out c, or a *tls.Conn around
+		// it), which takes it off the books; until then it holds the
+		// drain, and Close closes it.
 		c.hijacked = true
-		t.forget(c)
+		t.recount(c)
 	case http.StateClosed:
 		if !c.lingering {
 			t.forget(c)

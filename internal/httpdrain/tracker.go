@@ -43,7 +43,7 @@ type Tracker struct {
 	quiesceFor time.Duration         // quiesceMax, but tests may change it
 	lastReq    time.Time             // during the drain: when a request last arrived (see idle.go)
 	swept      bool                  // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
-	conns      map[*conn]struct{}    // accepted, not yet fully closed, not hijacked
+	conns      map[*conn]struct{}    // accepted and not yet fully closed, hijacked ones included
 	holding    int                   // conns whose holds() is true, kept while draining
 	handlers   int                   // calls of the handler in progress
 	reused     bool                  // some connection has carried more than one request (see keeps)
@@ -56,6 +56,13 @@ type Tracker struct {
 	warned     bool                  // the x/net h2c warning has been logged
 	h2c        bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Install before the port opens
 	userHook   func(net.Conn, http.ConnState)
+
+	// The spread (see spread.go): set by Spread before Install, then
+	// guarded by mu.
+	spread     time.Duration                                          // the window asked for; 0: no spread
+	tell       func(context.Context, <-chan struct{}) context.Context // puts a connection's channel in its context
+	spreadFrom time.Time                                              // when the window opened; zero until the drain begins
+	window     time.Duration                                          // the window, shortened to fit the drain
 }
 
 // New returns a Tracker for srv, which it changes only in Install and
@@ -87,18 +94,18 @@ func (t *Tracker) BeginDrain() {
 }
 
 // BeginClose records that the adapter's Close has begun: from now on no
-// connection is accepted, and every close is immediate.
-func (t *Tracker) BeginClose() { t.advance(closed) }
-
-func (t *Tracker) advance(s stage) {
+// connection is accepted, and every close is immediate. Connections that the spread has not told of the drain yet are told now.
+func (t *Tracker) BeginClose() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.stage = max(t.stage, s)
+	t.stage = closed
+	t.tellAll()
 }
 
 // Close closes every connection the Tracker follows at once, including those
-// being closed gently and those registered with Track, and waits for the
-// lingering closes to end. Call it after BeginClose and after srv.Close.
+// being closed gently, those a handler hijacked and those registered with
+// Track, and waits for the lingering closes to end. Call it after BeginClose
+// and after srv.Close.
 func (t *Tracker) Close() {
 	t.mu.Lock()
 	var open []net.Conn
@@ -115,8 +122,8 @@ func (t *Tracker) Close() {
 	t.lingers.Wait()
 }
 
-// Track registers a connection that a handler has taken over from net/http
-// and that outlives the handler's call: the drain waits for it until
+// Track registers a connection that the Tracker does not follow by itself
+// (one that did not come from srv's listener): the drain waits for it until
 // release is called, and Close closes it. After BeginClose it closes nc at
 // once. Calling release more than once does nothing.
 func (t *Tracker) Track(nc net.Conn) (release func()) {
