@@ -54,7 +54,8 @@ type HTTPServer struct {
 // request that arrives is answered with "Connection: close" and its
 // connection then closes. net/http's Shutdown (which drops any request it
 // reads, and runs the RegisterOnShutdown hooks) comes once no such
-// connection is left, or once no request has arrived for 100 ms. So a proxy
+// connection is left, or once no request has arrived for ten of the recent
+// gaps between requests (at least 100 ms, at most 1 s). So a proxy
 // without health checks (nginx) that sends a request on a pooled connection
 // as the drain begins gets an answer, not a close it cannot retry; the
 // README's balancer sections say what each kind of balancer needs.

@@ -134,6 +134,7 @@ func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 			if c.requests++; c.requests > 1 {
 				t.reused = true
 			}
+			t.pace.count()
 			if t.stage == draining {
 				t.lastReq = time.Now()
 			}

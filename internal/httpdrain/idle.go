@@ -23,17 +23,58 @@ import (
 // "Connection: close" (see enter), and its connection then closes; a
 // response that began before the drain leaves its connection open and
 // read. net/http's Shutdown comes once no connection is kept (see keeps),
-// or once no request has arrived for idleQuiet: by then the clients have
+// or once no request has arrived for a while (see pace): by then the clients have
 // moved on (a passive proxy such as nginx has found the listener closed
 // and taken this instance out), and the connections still idle are closed.
 
-// idleQuiet is how long the first stage waits without a request before it
-// ends; quiesceMax bounds how long it keeps accepting the connections the
-// kernel completed before the listener closes (see quiesce).
+// The first stage ends when no request has arrived for quietGaps of the
+// gaps between requests seen before the drain, but never sooner than
+// minQuiet nor later than maxQuiet after the last one: a proxy that sends
+// this server a request every 30 ms (large bodies, a slow path) still has
+// connections pooled 100 ms after its last request, where one that sends
+// every millisecond has long found the listener closed. quiesceMax bounds
+// how long the drain keeps accepting the connections the kernel completed
+// before the listener closes (see quiesce).
 const (
-	idleQuiet  = 100 * time.Millisecond
+	quietGaps  = 10
+	minQuiet   = 100 * time.Millisecond
+	maxQuiet   = time.Second
 	quiesceMax = 100 * time.Millisecond
 )
+
+// pace follows how fast requests arrive, cheaply enough to be told of every
+// one: it reads the clock once every paceEvery requests, and keeps the last
+// two readings. The caller holds t.mu.
+type pace struct {
+	n     int64
+	marks [2]paceMark
+}
+
+type paceMark struct {
+	n  int64
+	at time.Time
+}
+
+const paceEvery = 64
+
+func (p *pace) count() {
+	if p.n++; p.n%paceEvery == 0 || p.n == 1 {
+		p.marks = [2]paceMark{p.marks[1], {p.n, time.Now()}}
+	}
+}
+
+// quiet returns how long the first stage waits without a request:
+// quietGaps of the mean gap between requests over the last paceEvery of
+// them, within [minQuiet, maxQuiet]; minQuiet while too few have come to
+// tell.
+func (p *pace) quiet() time.Duration {
+	from, to := p.marks[0], p.marks[1]
+	if from.at.IsZero() || to.n <= from.n {
+		return minQuiet
+	}
+	gap := to.at.Sub(from.at) / time.Duration(to.n-from.n)
+	return min(max(quietGaps*gap, minQuiet), maxQuiet)
+}
 
 // keeps reports whether the first stage waits for c, an HTTP/1 connection
 // whose client may still send on it: one in the middle of a request (its
@@ -88,18 +129,24 @@ func (t *Tracker) keptChan() <-chan struct{} {
 }
 
 // keepAlive is the drain's first stage: it returns once no connection is
-// kept, or no request has arrived for idleQuiet, and from then on keeps
+// kept, or no request has arrived for a while (see pace), and from then on keeps
 // none; or with ctx's error if ctx ends first.
 func (t *Tracker) keepAlive(ctx context.Context) error {
-	idle := time.NewTimer(t.quietFor)
+	t.mu.Lock()
+	quiet := t.quietFor
+	if quiet == 0 {
+		quiet = t.pace.quiet()
+	}
+	t.mu.Unlock()
+	idle := time.NewTimer(quiet)
 	defer idle.Stop()
 	for done := false; !done; {
 		select {
 		case <-t.keptChan():
 			done = true
 		case <-idle.C:
-			if wait := t.sinceLastRequest(); wait < t.quietFor {
-				idle.Reset(t.quietFor - wait)
+			if wait := t.sinceLastRequest(); wait < quiet {
+				idle.Reset(quiet - wait)
 			} else {
 				done = true
 			}

@@ -39,7 +39,8 @@ type Tracker struct {
 	stage      stage
 	newGrace   bool                  // the drain has stopped waiting for new connections that may be HTTP/2
 	idleDone   bool                  // the drain keeps no connection open for its client any more (see idle.go)
-	quietFor   time.Duration         // idleQuiet, but tests may change it
+	quietFor   time.Duration         // if set (by tests), the first stage's quiet instead of quietFrom's
+	pace       pace                  // how fast requests have been coming (see idle.go)
 	quiesceFor time.Duration         // quiesceMax, but tests may change it
 	lastReq    time.Time             // during the drain: when a request last arrived (see idle.go)
 	swept      bool                  // the drain has started (or is about to start) HTTP/2's GOAWAY sweep
@@ -75,7 +76,6 @@ func New(srv *http.Server, base func(context.Context) context.Context, accepting
 		srv:        srv,
 		base:       base,
 		accepting:  accepting,
-		quietFor:   idleQuiet,
 		quiesceFor: quiesceMax,
 		conns:      map[*conn]struct{}{},
 		tracked:    map[net.Conn]struct{}{},
