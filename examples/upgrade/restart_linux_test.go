@@ -46,16 +46,19 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 }
 
-// The control for the hand-off: the same upgrades with -handoff 0, so that
-// the old process's drain closes its idle keep-alive connections at once,
-// as it safely may behind a load balancer. Here clients still send on them:
-// some POSTs fail ("server closed idle connection"; Go's client retries
-// only idempotent requests).
-func TestUpgradeWithoutHandoffControl(t *testing.T) {
+// The same upgrades with -handoff 0: lameduck's drain alone. It was the
+// control for the hand-off until 2026-12-05, when some POSTs failed
+// ("server closed idle connection"; Go's client retries only idempotent
+// requests) because the drain closed idle keep-alive connections at once.
+// The drain now keeps them served, each request answered with
+// "Connection: close", while clients still send on them (the library's
+// internal/httpdrain/idle.go), which is what the hand-off does: nothing
+// may fail.
+func TestUpgradeWithoutHandoff(t *testing.T) {
 	tl := upgradeUnderLoad(t, 5, []string{"-period", period.String(), "-handoff", "0"})
-	t.Logf("control, no hand-off: %d of %d requests failed, e.g. %q", tl.failed, tl.sent, tl.examples)
-	if tl.failed == 0 {
-		t.Errorf("no request failed without the hand-off: the control no longer shows what the hand-off prevents")
+	t.Logf("no hand-off: %d of %d requests failed, e.g. %q", tl.failed, tl.sent, tl.examples)
+	if tl.failed > 0 {
+		t.Errorf("%d of %d requests failed without the hand-off, e.g. %q", tl.failed, tl.sent, tl.examples)
 	}
 }
 
