@@ -1,6 +1,7 @@
 package lameduckgrpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -42,8 +43,11 @@ const (
 )
 
 // testServer is the implementation; started, when not nil, gets the time
-// each handler starts.
-type testServer struct{ started chan time.Time }
+// each handler starts, and Ticks ticks every tick (tickInterval when 0).
+type testServer struct {
+	started chan time.Time
+	tick    time.Duration
+}
 
 // ignoring reports whether the call asked its handler to ignore Draining.
 func ignoring(ctx context.Context) bool {
@@ -71,7 +75,7 @@ func (t testServer) ticks(ss grpc.ServerStream) error {
 	}
 	t.announce()
 	ctx := ss.Context()
-	tick := time.NewTicker(tickInterval)
+	tick := time.NewTicker(cmp.Or(t.tick, tickInterval))
 	defer tick.Stop()
 	for i := int64(1); ; i++ {
 		if err := ss.SendMsg(wrapperspb.Int64(i)); err != nil {
@@ -241,6 +245,15 @@ type ended struct {
 // arrived, a channel that gets how the stream ended.
 func openTicks(t testing.TB, ctx context.Context, cc grpc.ClientConnInterface, ignore bool) <-chan ended {
 	t.Helper()
+	out, err := startTicks(ctx, cc, ignore)
+	if err != nil {
+		t.Fatalf("opening a Ticks stream: %v", err)
+	}
+	return out
+}
+
+// startTicks is openTicks for any goroutine: it returns the error instead.
+func startTicks(ctx context.Context, cc grpc.ClientConnInterface, ignore bool) (<-chan ended, error) {
 	if ignore {
 		ctx = metadata.AppendToOutgoingContext(ctx, ignoreKey, "1")
 	}
@@ -255,7 +268,7 @@ func openTicks(t testing.TB, ctx context.Context, cc grpc.ClientConnInterface, i
 		err = cs.RecvMsg(new(wrapperspb.Int64Value))
 	}
 	if err != nil {
-		t.Fatalf("opening a Ticks stream: %v", err)
+		return nil, err
 	}
 	out := make(chan ended, 1)
 	go func() {
@@ -271,7 +284,7 @@ func openTicks(t testing.TB, ctx context.Context, cc grpc.ClientConnInterface, i
 			n++
 		}
 	}()
-	return out
+	return out, nil
 }
 
 // openEcho opens an Echo stream, has one message echoed, and then sends one
