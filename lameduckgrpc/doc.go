@@ -8,9 +8,9 @@
 // pair of interceptors and a [lameduck.Server] that work together:
 //
 //   - [lameduck.Draining] works on a stream's context: its channel is closed
-//     when the stream's drain begins, after GracefulStop has begun to send
-//     GOAWAY, so a handler can end the stream cleanly and its client
-//     reconnect elsewhere.
+//     when the stream's drain begins, once GracefulStop has begun (it sends
+//     GOAWAY), so that a handler can end the stream cleanly and its client
+//     reconnect elsewhere. It works for unary handlers too (a long poll).
 //   - With [Grace], a stream still open that long after it was told is
 //     ended: its context is cancelled and its client gets codes.Unavailable
 //     "server going away", a status well-behaved clients reconnect on. The
@@ -20,6 +20,12 @@
 //     the remaining servers in the same instant.
 //   - [Streams.Counts] says how many streams ended on their own and how many
 //     were ended.
+//
+// A stream ended by its Grace is not cut in the sense of lameduck's rule 15:
+// its handler returned and its client got a status that sends it elsewhere,
+// so Run still returns nil when every RPC ended within the period. What Run
+// reports as cut is what the period's end (gRPC's Stop) closes under a
+// handler.
 //
 // The library itself does not import gRPC; this module does, and is a Go
 // module of its own so that programs without gRPC do not download it.

@@ -90,10 +90,11 @@ func (s *Streams) finish(st *stream, parent context.Context) (goingAway bool) {
 	s.mu.Lock()
 	delete(s.open, st)
 	st.done = true
-	for _, t := range []*time.Timer{st.turn, st.end} {
-		if t != nil {
-			t.Stop()
-		}
+	if st.turn != nil {
+		st.turn.Stop()
+	}
+	if st.end != nil {
+		st.end.Stop()
 	}
 	gone := parent.Err() != nil
 	if s.draining {

@@ -10,19 +10,25 @@ import (
 	"github.com/b583c413/lameduck"
 )
 
-// FromGRPC is [lameduck.FromGRPC] for a gRPC server s whose streams go
-// through this Streams' interceptors: it makes a [lameduck.Server] of s
-// serving on ln, which drains s as lameduck.FromGRPC does (GracefulStop,
-// then Stop when the period runs out) and begins the streams' drain once
-// GracefulStop has begun. GracefulStop closes the listener and then sends
-// GOAWAY on every connection; the streams are told once the listener is
-// closed, so that a client learns that the connection is going away before,
-// or as, its stream ends. Close (and the end of the period) stops s and
-// tells the streams not told yet; none is ended by the interceptor after
-// that.
+// FromGRPC is [lameduck.FromGRPC] for a gRPC server srv whose streams go
+// through this Streams' interceptors: it makes a [lameduck.Server] of srv
+// serving on ln, which drains srv as lameduck.FromGRPC does (GracefulStop,
+// then Stop when the period runs out), and begins the streams' drain (see
+// [Spread] and [Grace]) once GracefulStop has closed the listener.
+//
+// GracefulStop queues GOAWAY on every connection right after it closes the
+// listener, and gRPC gives no signal once it has. So a handler that ends
+// its stream the very instant it is told can reach its client a fraction of
+// a millisecond before GOAWAY does; that client may open its next stream on
+// the same connection, where it is told at once, and GOAWAY follows. A
+// stream ended by its Grace reaches its client after GOAWAY.
+//
+// Close (and the end of the period) stops srv and tells the streams not told
+// yet; none is ended by the interceptor after that: what is still open was
+// cut by Close.
 //
 // Call it once per Streams. A Streams not made by New, or a second call,
-// gives a Server whose Serve fails; a nil s or ln makes lameduck.NewRunner
+// gives a Server whose Serve fails; a nil srv or ln makes lameduck.NewRunner
 // fail, as with lameduck.FromGRPC.
 func (s *Streams) FromGRPC(srv lameduck.GRPCServer, ln net.Listener) lameduck.Server {
 	if s == nil || s.open == nil {
@@ -76,9 +82,9 @@ func (g *gate) Serve(ln net.Listener) error {
 }
 
 // GracefulStop calls the server's GracefulStop and begins the streams'
-// drain once it has closed the listener, the step before it queues GOAWAY
-// on every connection (or once it returns, when it had no listener to
-// close). gRPC offers no later signal.
+// drain once it has closed the listener, its step before it queues GOAWAY
+// on every connection (or once it returns, when there was no listener to
+// close: Shutdown came before Serve). gRPC offers no later signal.
 func (g *gate) GracefulStop() {
 	stopped := make(chan struct{})
 	go func() {
