@@ -38,17 +38,20 @@ type stream struct {
 // [Grace] runs out; the client then gets codes.Unavailable whatever the
 // handler returned. Put it last in the chain of stream interceptors, next
 // to the handlers, so that the others see the status it returns.
-func (s *Streams) StreamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *Streams) StreamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	if s == nil || s.open == nil {
 		return handler(srv, ss)
 	}
 	parent := ss.Context()
 	st, ctx := s.begin(parent)
-	err := handler(srv, &serverStream{ServerStream: ss, ctx: ctx})
-	if s.finish(st, parent) {
-		return errGoingAway
-	}
-	return err
+	// Deferred, so that a handler's panic, recovered by an interceptor
+	// further out, does not leave the stream registered.
+	defer func() {
+		if s.finish(st, parent) {
+			err = errGoingAway
+		}
+	}()
+	return handler(srv, &serverStream{ServerStream: ss, ctx: ctx})
 }
 
 // UnaryInterceptor is a [grpc.UnaryServerInterceptor]. It gives the handler

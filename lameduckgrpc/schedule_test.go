@@ -268,3 +268,16 @@ func TestEndedContextCause(t *testing.T) {
 		}
 	})
 }
+
+// A handler that panics leaves no stream behind when an interceptor further
+// out recovers the panic.
+func TestPanickingHandlerIsNotLeftOpen(t *testing.T) {
+	s := newLinked(t, Grace(time.Second))
+	func() {
+		defer func() { _ = recover() }()
+		_ = s.StreamInterceptor(nil, &fakeStream{ctx: context.Background()}, nil, func(any, grpc.ServerStream) error { panic("handler") })
+	}()
+	if got := s.Counts().Open; got != 0 {
+		t.Errorf("Counts().Open = %d after the handler panicked, want 0", got)
+	}
+}
