@@ -34,10 +34,11 @@ func (s *Streams) drain() {
 	}
 }
 
-// stop is called once Close has stopped the server: gRPC has cancelled
+// stop is called when Close is about to stop the server, which cancels
 // every stream's context. The streams not told yet are told now, so that a
 // handler that watches only Draining sees it too, and none is ended by the
-// interceptor any more: whatever is still open was cut by Close.
+// interceptor any more: whatever is still open is cut by Close, and counts
+// as Cancelled when it ends.
 func (s *Streams) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -104,7 +104,7 @@ func (s *Streams) finish(st *stream, parent context.Context) (goingAway bool) {
 		switch {
 		case st.cut:
 			s.counts.Cut++
-		case gone:
+		case gone || s.stopped:
 			s.counts.Cancelled++
 		default:
 			s.counts.Ended++

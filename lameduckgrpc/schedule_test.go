@@ -281,3 +281,19 @@ func TestPanickingHandlerIsNotLeftOpen(t *testing.T) {
 		t.Errorf("Counts().Open = %d after the handler panicked, want 0", got)
 	}
 }
+
+// A stream that ends once Close has begun counts as Cancelled even when
+// its handler returned before gRPC cancelled its context (its send failed
+// on the closed connection, say).
+func TestEndAfterCloseIsCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newLinked(t, Grace(time.Second))
+		var drainAt time.Time
+		r := start(s, true, &drainAt) // returns as soon as it is told
+		s.stop()
+		<-r.done
+		if diff := cmp.Diff(Counts{Cancelled: 1}, s.Counts()); diff != "" {
+			t.Errorf("Counts (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -23,8 +23,8 @@ import (
 // the same connection, where it is told at once, and GOAWAY follows. A
 // stream ended by its Grace reaches its client after GOAWAY.
 //
-// Close (and the end of the period) stops srv and tells the streams not told
-// yet; none is ended by the interceptor after that: what is still open was
+// Close (and the end of the period) tells the streams not told yet and stops
+// srv; none is ended by the interceptor after that: what is still open is
 // cut by Close.
 //
 // Call it once per Streams. A Streams not made by New, or a second call,
@@ -100,8 +100,11 @@ func (g *gate) GracefulStop() {
 }
 
 func (g *gate) Stop() {
-	g.srv.Stop()
+	// First, so that every stream that ends from here on counts as cut by
+	// Close: a handler can return (its send failed) before gRPC has
+	// cancelled its context.
 	g.streams.stop()
+	g.srv.Stop()
 }
 
 func (g *gate) listenerClosed() { g.once.Do(func() { close(g.closed) }) }

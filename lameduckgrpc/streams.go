@@ -45,7 +45,7 @@ type Counts struct {
 	Open      int // streams whose handler is still running
 	Ended     int // ended by their handler before their grace ran out
 	Cut       int // ended by the interceptor when their grace ran out
-	Cancelled int // ended because their context was: the client left, or Close stopped the server
+	Cancelled int // ended because the client left, or once Close began to stop the server
 }
 
 // Option configures a [Streams]; see [Grace] and [Spread].
