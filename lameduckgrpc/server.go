@@ -21,7 +21,8 @@ import (
 // its stream the very instant it is told can reach its client a fraction of
 // a millisecond before GOAWAY does; that client may open its next stream on
 // the same connection, where it is told at once, and GOAWAY follows. A
-// stream ended by its Grace reaches its client after GOAWAY.
+// stream ended by a Grace of more than a few milliseconds reaches its client
+// after GOAWAY.
 //
 // Close (and the end of the period) tells the streams not told yet and stops
 // srv; none is ended by the interceptor after that: what is still open is
