@@ -41,6 +41,18 @@ type GRPCServer interface {
 // serving RPCs after Run has returned.
 //
 // A nil s or ln makes NewRunner and Serve fail.
+//
+// gRPC has no place of its own for [Draining]: a handler's context is made
+// by gRPC, not by this package. The Server returned has one more method for
+// that, which the interceptor of github.com/b583c413/lameduck/lameduckgrpc
+// finds with a type assertion:
+//
+//	WithDraining(ctx context.Context, draining chan struct{}) context.Context
+//
+// It returns a copy of ctx for which Draining returns draining; whoever
+// marks a stream's context with it closes draining when that stream's drain
+// begins. Use that module rather than calling it yourself: it also decides
+// when each stream is told, and ends the streams that do not listen.
 func FromGRPC(s GRPCServer, ln net.Listener) Server {
 	return &grpcServer{s: s, ln: ln}
 }
@@ -125,4 +137,10 @@ func (g *grpcServer) Close() error {
 	g.stop(phaseClosed)
 	g.s.Stop()
 	return nil
+}
+
+// WithDraining returns a copy of ctx for which [Draining] returns draining;
+// see [FromGRPC]. The caller owns draining and closes it.
+func (g *grpcServer) WithDraining(ctx context.Context, draining chan struct{}) context.Context {
+	return context.WithValue(ctx, drainingKey{}, draining)
 }

@@ -20,17 +20,19 @@ import (
 // with a real SIGTERM, with real grpc-go clients talking to it.
 
 // SIGTERM with unary RPCs, a server stream and a health Watch in flight:
-// every RPC completes, the Watch ends with Unavailable after NOT_SERVING,
-// and the process exits 0 as soon as the last RPC is done.
+// every RPC completes, the Watch ends with Unavailable after NOT_SERVING
+// once its stream grace has run out, and the process exits 0 as soon as
+// the last RPC is done.
 func TestSIGTERMDrainsRPCsInFlight(t *testing.T) {
 	const (
 		unary      = 8
 		sleep      = 300 * time.Millisecond
 		streamLen  = 40 // messages, countInterval apart
 		drainDelay = 100 * time.Millisecond
+		grace      = time.Second // more than the stream has left when the drain begins
 	)
 	for rep := range 3 {
-		p, addr := startServer(t, "-drain-delay", drainDelay.String(), "-period", "5s")
+		p, addr := startServer(t, "-drain-delay", drainDelay.String(), "-period", "5s", "-stream-grace", grace.String())
 		cc := dial(t, addr)
 
 		ctx, cancel := context.WithCancel(context.Background())
@@ -79,7 +81,7 @@ func TestSIGTERMDrainsRPCsInFlight(t *testing.T) {
 		if code != 0 {
 			t.Errorf("rep %d: exit code %d, want 0", rep, code)
 		}
-		if limit := drainDelay + sleep + time.Second; exitAt.Sub(sigAt) > limit {
+		if limit := drainDelay + grace + time.Second; exitAt.Sub(sigAt) > limit {
 			t.Errorf("rep %d: exited %v after SIGTERM, want at most %v", rep, exitAt.Sub(sigAt), limit)
 		}
 	}

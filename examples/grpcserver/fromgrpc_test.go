@@ -125,28 +125,31 @@ func TestFromGRPCServeFailureStopsTheServer(t *testing.T) {
 }
 
 // A client watching the health service holds GracefulStop until the period
-// ends when health.Server.Shutdown is the only step: Shutdown reports
-// NOT_SERVING but leaves the stream open. With the watch gate's step after
-// it, the stream ends with Unavailable and the drain is clean.
+// ends when the server runs under lameduck.FromGRPC with health.Server.Shutdown
+// as its step: Shutdown reports NOT_SERVING but leaves the stream open.
+// Under lameduckgrpc's FromGRPC the Watch stream is ended once its grace
+// has run out, with Unavailable, and the drain is clean.
 func TestHealthWatchAndTheDrain(t *testing.T) {
-	const period = 500 * time.Millisecond
+	const period, grace = 500 * time.Millisecond, 100 * time.Millisecond
 	for _, c := range []struct {
 		name        string
-		endWatches  bool
+		streams     bool // run the server through sv.streams.FromGRPC
 		wantExpired bool
 	}{
-		{"health.Server.Shutdown alone: the Watch stream holds the drain to the period", false, true},
-		{"Watch streams ended after NOT_SERVING: a clean drain", true, false},
+		{"lameduck.FromGRPC and health.Server.Shutdown: the Watch stream holds the drain to the period", false, true},
+		{"lameduckgrpc's FromGRPC: the Watch stream is ended after its grace, and the drain is clean", true, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			sv := newService()
-			steps := []func(context.Context) error{sv.notServing}
-			if c.endWatches {
-				steps = append(steps, sv.endWatches)
+			sv, err := newService(grace)
+			if err != nil {
+				t.Fatal(err)
 			}
 			ln := listen(t)
-			trigger, result := runAsync(t, lameduck.FromGRPC(sv.grpc, ln),
-				lameduck.Period(period), lameduck.WithPreShutdown(steps...))
+			svr := lameduck.FromGRPC(sv.grpc, ln)
+			if c.streams {
+				svr = sv.streams.FromGRPC(sv.grpc, ln)
+			}
+			trigger, result := runAsync(t, svr, lameduck.Period(period), lameduck.WithPreShutdown(sv.notServing))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			statuses, watchErr := watchHealth(ctx, dial(t, ln.Addr().String()), "")
@@ -158,7 +161,7 @@ func TestHealthWatchAndTheDrain(t *testing.T) {
 			if got := <-statuses; got != healthpb.HealthCheckResponse_NOT_SERVING {
 				t.Errorf("status after the trigger %v, want NOT_SERVING", got)
 			}
-			err := result()
+			err = result()
 			took := time.Since(at)
 			t.Logf("Run returned %v after the trigger: %v", took.Round(time.Millisecond), err)
 			var lde *lameduck.LameDuckError
@@ -166,11 +169,11 @@ func TestHealthWatchAndTheDrain(t *testing.T) {
 				t.Errorf("Run = %v; expired %v, want %v", err, expired, c.wantExpired)
 			}
 			if !c.wantExpired {
-				if took > period/2 {
-					t.Errorf("the drain took %v, want well under the period (%v)", took, period)
+				if took < grace || took > period-grace {
+					t.Errorf("the drain took %v, want the grace (%v) and well under the period (%v)", took, grace, period)
 				}
-				if err := <-watchErr; status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "shutting down") {
-					t.Errorf("the Watch stream ended with %v, want Unavailable: shutting down", err)
+				if err := <-watchErr; status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "server going away") {
+					t.Errorf("the Watch stream ended with %v, want Unavailable: server going away", err)
 				}
 			}
 		})

@@ -2,10 +2,14 @@ module github.com/b583c413/lameduck/examples/grpcserver
 
 go 1.26.0
 
-replace github.com/b583c413/lameduck => ../..
+replace (
+	github.com/b583c413/lameduck => ../..
+	github.com/b583c413/lameduck/lameduckgrpc => ../../lameduckgrpc
+)
 
 require (
 	github.com/b583c413/lameduck v0.0.0-00010101000000-000000000000
+	github.com/b583c413/lameduck/lameduckgrpc v0.0.0-00010101000000-000000000000
 	github.com/golang/glog v1.2.5
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
