@@ -142,5 +142,5 @@ func (g *grpcServer) Close() error {
 // WithDraining returns a copy of ctx for which [Draining] returns draining;
 // see [FromGRPC]. The caller owns draining and closes it.
 func (g *grpcServer) WithDraining(ctx context.Context, draining chan struct{}) context.Context {
-	return context.WithValue(ctx, drainingKey{}, draining)
+	return markDraining(ctx, draining)
 }

@@ -369,7 +369,7 @@ func (h *HTTPServer) fitDrain(d time.Duration) error {
 // withDraining is the tracker's base-context hook: it lets handlers find the
 // draining channel through Draining.
 func (h *HTTPServer) withDraining(ctx context.Context) context.Context {
-	return context.WithValue(ctx, drainingKey{}, (<-chan struct{})(h.draining))
+	return markDraining(ctx, h.draining)
 }
 
 // accepting is the tracker's hook for the moment net/http, having accepted
@@ -384,6 +384,13 @@ type drainingKey struct{}
 // withConnDraining is the tracker's connection-context hook under Spread:
 // the connection's own channel, found first, stands in for the server's.
 func withConnDraining(ctx context.Context, ch <-chan struct{}) context.Context {
+	return markDraining(ctx, ch)
+}
+
+// markDraining returns a copy of ctx for which Draining returns ch. Every
+// adapter marks contexts through it, so that the value's type is written in
+// one place.
+func markDraining(ctx context.Context, ch <-chan struct{}) context.Context {
 	return context.WithValue(ctx, drainingKey{}, ch)
 }
 
