@@ -102,9 +102,14 @@ func (s *Streams) finish(st *stream, parent context.Context) (goingAway bool) {
 	gone := parent.Err() != nil
 	if s.draining {
 		switch {
+		case s.stopped:
+			// Close had begun: Stop, not the grace, ended it, even when
+			// the grace had cancelled its context before (found by an
+			// outside review: 20 streams counted Cut on an expired run).
+			s.counts.Cancelled++
 		case st.cut:
 			s.counts.Cut++
-		case gone || s.stopped:
+		case gone:
 			s.counts.Cancelled++
 		default:
 			s.counts.Ended++

@@ -6,6 +6,7 @@ import (
 	"net"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/b583c413/lameduck"
 )
@@ -76,6 +77,9 @@ type gate struct {
 
 	once   sync.Once
 	closed chan struct{} // closed when gRPC closes the listener: a stop has begun
+
+	mu     sync.Mutex
+	silent map[*watchedConn]struct{} // accepted connections that have sent nothing yet
 }
 
 func (g *gate) Serve(ln net.Listener) error {
@@ -94,10 +98,45 @@ func (g *gate) GracefulStop() {
 	}()
 	select {
 	case <-g.closed:
+		g.closeSilent()
 	case <-stopped:
 	}
 	g.streams.drain()
 	<-stopped
+}
+
+// closeSilent closes the connections that have sent nothing since they were
+// accepted. gRPC sends its GOAWAYs only once every connection it accepted has
+// finished its handshake (or given up, after grpc.ConnectionTimeout: 120 s by
+// default), so one client that connected and sent nothing would hold every
+// GOAWAY back, and the streams told of the drain meanwhile would be opened
+// again on the same connections, over and over (found by an outside review:
+// 123 773 streams served after SIGTERM, Run expired). A connection that has
+// sent nothing carries no RPC.
+func (g *gate) closeSilent() {
+	g.mu.Lock()
+	silent := g.silent
+	g.silent = nil
+	g.mu.Unlock()
+	for c := range silent {
+		c.Conn.Close()
+	}
+}
+
+// accepted records c, which has sent nothing yet; spoke forgets it.
+func (g *gate) accepted(c *watchedConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.silent == nil {
+		g.silent = map[*watchedConn]struct{}{}
+	}
+	g.silent[c] = struct{}{}
+}
+
+func (g *gate) spoke(c *watchedConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.silent, c)
 }
 
 func (g *gate) Stop() {
@@ -119,4 +158,35 @@ type watchedListener struct {
 func (l *watchedListener) Close() error {
 	l.g.listenerClosed()
 	return l.Listener.Close()
+}
+
+func (l *watchedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	wc := &watchedConn{Conn: c, g: l.g}
+	l.g.accepted(wc)
+	return wc, nil
+}
+
+// watchedConn tells its gate when its client first sends something.
+type watchedConn struct {
+	net.Conn
+	g     *gate
+	heard atomic.Bool
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.heard.Load() {
+		c.heard.Store(true)
+		c.g.spoke(c)
+	}
+	return n, err
+}
+
+func (c *watchedConn) Close() error {
+	c.g.spoke(c)
+	return c.Conn.Close()
 }
