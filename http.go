@@ -313,7 +313,9 @@ func (h *HTTPServer) Close() error {
 // as the connection a WebSocket proxy opens to its backend. Call release
 // once the connection is finished with; calling it again does nothing.
 //
-// Track after Close closes conn at once.
+// Track after Close closes conn at once; Track(nil) does nothing. A
+// connection tracked after a drain that ended without Close (Run returned
+// nil) is left to its owner.
 func (h *HTTPServer) Track(conn net.Conn) (release func()) { return h.tracker.Track(conn) }
 
 // Spread has the drain tell each connection at a moment of its own, drawn
@@ -329,8 +331,9 @@ func (h *HTTPServer) Track(conn net.Conn) (release func()) { return h.tracker.Tr
 // or more than half of what the period leaves for Shutdown after the
 // pre-shutdown Delays; at the drain it shrinks to half of what Shutdown's
 // context has left, so that the connections told last have time to close.
-// Close tells every connection not yet told. Call Spread before Serve: a
-// later call changes nothing, and Serve reports it in its error.
+// Close closes every connection at once, told or not. Call Spread before
+// Serve: a later call changes nothing, and Serve reports it in its error;
+// so does a bad window, even when a later call gives a good one.
 func (h *HTTPServer) Spread(window time.Duration) *HTTPServer {
 	if h == nil {
 		return nil // NewRunner reports the nil Server

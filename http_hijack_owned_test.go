@@ -183,3 +183,17 @@ func TestFromHTTPHijackedOutlivingItsHandler(t *testing.T) {
 		})
 	}
 }
+
+// Track(nil) does nothing; before, the drain waited for the nil
+// connection until the period ended, and Close dereferenced it and
+// panicked (an outside review).
+func TestTrackNil(t *testing.T) {
+	hs := FromHTTP(&http.Server{Addr: "127.0.0.1:0"})
+	h := runUntilReady(t, hs, Period(300*time.Millisecond))
+	hs.Track(nil)()
+	hs.Track(nil)
+	sendSignal(h)
+	if err := <-h.done; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+}

@@ -127,6 +127,9 @@ func (t *Tracker) Close() {
 // release is called, and Close closes it. After BeginClose it closes nc at
 // once. Calling release more than once does nothing.
 func (t *Tracker) Track(nc net.Conn) (release func()) {
+	if nc == nil {
+		return func() {} // nothing to wait for or close
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stage == closed {
