@@ -297,3 +297,31 @@ func TestEndAfterCloseIsCancelled(t *testing.T) {
 		}
 	})
 }
+
+// A handler that ignores its context outlives its grace's cut; when Close's
+// Stop is what finally ends it, it counts as Cancelled, not as Cut by the
+// grace (an outside review saw Cut:20 on a run whose period expired; the
+// case failed before: Cut 1).
+func TestGraceCutThenStopIsCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newLinked(t, Grace(100*time.Millisecond))
+		release, done := make(chan struct{}), make(chan struct{})
+		handler := func(any, grpc.ServerStream) error {
+			<-release // ignores its context
+			return status.Error(codes.Unavailable, "transport closed")
+		}
+		go func() {
+			defer close(done)
+			s.StreamInterceptor(nil, &fakeStream{ctx: context.Background()}, &grpc.StreamServerInfo{}, handler)
+		}()
+		synctest.Wait()
+		s.drain()
+		time.Sleep(time.Second) // the grace has cut it; the handler goes on
+		s.stop()
+		close(release)
+		<-done
+		if diff := cmp.Diff(Counts{Cancelled: 1}, s.Counts()); diff != "" {
+			t.Errorf("Counts (-want +got):\n%s", diff)
+		}
+	})
+}
