@@ -23,12 +23,13 @@ import (
 // "Connection: close" (see enter), and its connection then closes; a
 // response that began before the drain leaves its connection open and
 // read. net/http's Shutdown comes once no connection is kept (see keeps),
-// or once no request has arrived for a while (see pace): by then the clients have
-// moved on (a passive proxy such as nginx has found the listener closed
-// and taken this instance out), and the connections still idle are closed.
+// or once no request has arrived for a while (see pace): by then the
+// clients have moved on (a passive proxy such as nginx has found the
+// listener closed and taken this instance out), and the connections still
+// idle are closed.
 
 // The first stage ends when no request has arrived for quietGaps of the
-// gaps between requests seen before the drain, but never sooner than
+// recent gaps between requests, but never sooner than
 // minQuiet nor later than maxQuiet after the last one: a proxy that sends
 // this server a request every 30 ms (large bodies, a slow path) still has
 // connections pooled 100 ms after its last request, where one that sends
@@ -129,8 +130,8 @@ func (t *Tracker) keptChan() <-chan struct{} {
 }
 
 // keepAlive is the drain's first stage: it returns once no connection is
-// kept, or no request has arrived for a while (see pace), and from then on keeps
-// none; or with ctx's error if ctx ends first.
+// kept, or no request has arrived for a while (see pace), and from then on
+// keeps none; or with ctx's error if ctx ends first.
 func (t *Tracker) keepAlive(ctx context.Context) error {
 	t.mu.Lock()
 	quiet := t.quietFor
