@@ -41,8 +41,9 @@ type namedTask struct {
 // returns Close's task, and an error naming what was still running when the
 // grace ran out (nil when nothing was).
 func (ru *run) closeAndWait(drain *task) (closing *task, stuck error) {
+	tellClosing(ru.r.svr)
 	ru.cancelServe(ErrClosed)
-	closing = ru.spawn("Close", ru.r.svr.Close)
+	closing = ru.spawn("Close", func() error { return ru.timed(func() string { return "Close" }, ru.r.svr.Close) })
 	tasks := []namedTask{{closing, func() string { return "Close" }}}
 	if drain != nil {
 		tasks = append(tasks, namedTask{drain, ru.drainStage})
@@ -52,9 +53,9 @@ func (ru *run) closeAndWait(drain *task) (closing *task, stuck error) {
 
 	if closing.finished() {
 		if closing.err != nil {
-			ru.log(slog.LevelError, "lameduck: Close failed: {error}", slog.Any("error", closing.err))
+			ru.log(slog.LevelError, "lameduck: Close failed", "lameduck: Close failed: {error}", slog.Any("error", closing.err))
 		} else {
-			ru.log(slog.LevelInfo, "lameduck: server closed")
+			ru.log(slog.LevelInfo, "lameduck: server closed", "")
 		}
 	}
 	return closing, ru.stuck(tasks)
@@ -89,7 +90,7 @@ func (ru *run) stuck(tasks []namedTask) error {
 	if i := strings.LastIndex(list, ", "); i >= 0 {
 		list = list[:i] + " and " + list[i+2:]
 	}
-	ru.log(slog.LevelError, "lameduck: {running} did not return within {grace} of Close being called",
+	ru.log(slog.LevelError, "lameduck: still running after Close", "lameduck: {running} did not return within {grace} of Close being called",
 		slog.String("running", list), slog.Duration("grace", ru.cfg.closeGrace))
 	return fmt.Errorf("lameduck: %s did not return within %v of Close being called", list, ru.cfg.closeGrace)
 }

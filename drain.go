@@ -22,6 +22,9 @@ func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 	if end.clean {
 		return ru.drained(start)
 	}
+	if !end.failed() {
+		ru.noteHeld()
+	}
 	ru.logEnd(end)
 	cancelDrain()
 	return ru.closeAfterDrain(drain, end)
@@ -31,10 +34,18 @@ func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 // returns the time the period began.
 func (ru *run) beginLameDuck(trig trigger) time.Time {
 	start := time.Now()
+	if trig.kind == "stop" {
+		ru.mu.Lock()
+		if len(ru.causes) > 0 {
+			trig.cause = message(ru.causes[0])
+		}
+		ru.mu.Unlock()
+	}
+	ru.noteTrigger(trig.kind, trig.cause, start)
 	ru.periodEnd = start.Add(ru.cfg.period)
 	ru.r.life.stop(phaseStopping)
 	close(ru.r.lameDuck)
-	ru.log(slog.LevelInfo, "lameduck: "+trig.tmpl+"; entering lame-duck mode for up to {period}",
+	ru.log(slog.LevelInfo, "lameduck: entering lame-duck mode", "lameduck: "+trig.tmpl+"; entering lame-duck mode for up to {period}",
 		append(slices.Clip(trig.attrs), slog.Duration("period", ru.cfg.period))...)
 	// After a signal began lame-duck mode, the next one forces the end.
 	// After a context or a Stop began it, the first signal is only the
@@ -107,11 +118,11 @@ wait:
 // ends the period now (rule 7).
 func (ru *run) forcedBy(sig os.Signal, start time.Time) bool {
 	if !ru.forces() {
-		ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
+		ru.log(slog.LevelInfo, "lameduck: signal during lame-duck mode", `lameduck: received signal "{signal}" during lame-duck mode; another one ends the period now`,
 			slog.String("signal", sig.String()))
 		return false
 	}
-	ru.log(slog.LevelWarn, `lameduck: received signal "{signal}" again after {elapsed}, during {stage}; ending the lame-duck period now`,
+	ru.log(slog.LevelWarn, "lameduck: second signal ends the lame-duck period", `lameduck: received signal "{signal}" again after {elapsed}, during {stage}; ending the lame-duck period now`,
 		slog.String("signal", sig.String()), slog.String("stage", ru.drainStage()), slog.Duration("elapsed", time.Since(start)))
 	ru.periodEnd = time.Now() // what is left of it is not the post-shutdown steps' either
 	return true
@@ -132,10 +143,10 @@ func (ru *run) forces() bool {
 func (ru *run) logEnd(end drainEnd) {
 	switch {
 	case end.failed():
-		ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", end.err))
+		ru.log(slog.LevelError, "lameduck: Shutdown failed", "lameduck: Shutdown failed: {error}", slog.Any("error", end.err))
 	case end.forced:
 	case end.ended && end.ctxErr == nil:
-		ru.log(slog.LevelWarn, "lameduck: Shutdown gave up before the period ended: {error}", slog.Any("error", end.err))
+		ru.log(slog.LevelWarn, "lameduck: Shutdown gave up", "lameduck: Shutdown gave up before the period ended: {error}", slog.Any("error", end.err))
 	case end.ended && end.serving && end.err == nil:
 		ru.expired("Serve (Shutdown had returned)")
 	default:
@@ -151,14 +162,18 @@ func (ru *run) closeAfterDrain(drain *task, end drainEnd) error {
 		// What a Shutdown still running at the period returned within the
 		// grace is reported too, unless it is only the context's error.
 		if err := withoutOwnErrs(drain.result(), end.ctxErr); err != nil {
-			ru.log(slog.LevelError, "lameduck: Shutdown failed: {error}", slog.Any("error", err))
+			ru.log(slog.LevelError, "lameduck: Shutdown failed", "lameduck: Shutdown failed: {error}", slog.Any("error", err))
 		}
 	}
 	err := ru.stopErrors(drain, end.ctxErr, closing, stuck)
 	if end.failed() {
 		return &LameDuckError{Err: err}
 	}
-	return &LameDuckError{Expired: true, Forced: end.forced, Err: err}
+	during := ru.drainStage()
+	if end.ended && end.serving && end.err == nil {
+		during = "Serve (Shutdown had returned)"
+	}
+	return &LameDuckError{Expired: true, Forced: end.forced, Err: err, during: during, held: ru.r.Report().heldText()}
 }
 
 // drained ends a drain that finished within the period. Run returns nil,
@@ -174,9 +189,9 @@ func (ru *run) drained(start time.Time) error {
 	}
 	err := ru.failures()
 	if err != nil {
-		ru.log(slog.LevelError, tmpl+"; Serve failed: {error}", append(attrs, slog.Any("error", err))...)
+		ru.log(slog.LevelError, "lameduck: drained; Serve failed", tmpl+"; Serve failed: {error}", append(attrs, slog.Any("error", err))...)
 	} else {
-		ru.log(slog.LevelInfo, tmpl, attrs...)
+		ru.log(slog.LevelInfo, "lameduck: drained", tmpl, attrs...)
 	}
 	return err
 }
@@ -191,7 +206,9 @@ func (ru *run) drain(ctx context.Context, start time.Time) error {
 	}
 	ru.stepsTook = time.Since(start)
 	ru.shutdownCalled.Store(true)
-	return ru.guard("Shutdown", func() error { return ru.r.svr.Shutdown(ctx) })
+	return ru.timed(func() string { return "Shutdown" }, func() error {
+		return ru.guard("Shutdown", func() error { return ru.r.svr.Shutdown(ctx) })
+	})
 }
 
 // drainStage names what the drain is doing, or was doing when it gave up:
@@ -213,5 +230,5 @@ func (ru *run) expired(stage string) {
 		tmpl += " (pre-shutdown steps took {pre_shutdown})"
 		attrs = append(attrs, slog.Duration("pre_shutdown", ru.stepsTook))
 	}
-	ru.log(slog.LevelWarn, tmpl, attrs...)
+	ru.log(slog.LevelWarn, "lameduck: lame-duck period expired", tmpl, attrs...)
 }

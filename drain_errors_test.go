@@ -50,7 +50,7 @@ func TestEveryErrorReachesTheCaller(t *testing.T) {
 			}).Concurrency(2)
 		},
 		wantErrs:    []error{errJob, context.DeadlineExceeded},
-		wantText:    "lameduck: lame-duck period expired; closing the server: job 3 failed",
+		wantText:    "lameduck: lame-duck period expired during Shutdown: the server still had 1 item in handle; closing the server: job 3 failed",
 		wantExpired: true,
 		wantLog:     "lameduck: stop requested: job 3 failed",
 	}, {

@@ -33,6 +33,9 @@ type LameDuckError struct {
 	Expired bool  // the period ended before the server drained, and Close was called
 	Forced  bool  // a second signal, not the clock, ended the period; Expired is true too
 	Err     error // every error seen during the stop; see above
+
+	during string // what the period ran out during ("Shutdown"); "" if unknown
+	held   string // what held the drain then, as the Report says it; "" if nothing it counts
 }
 
 // Error says how the stop went (whether the period ran out or a second
@@ -47,6 +50,10 @@ func (lde *LameDuckError) Error() string {
 		what = "lameduck: a second signal ended the lame-duck period"
 	case lde.Expired:
 		what = "lameduck: lame-duck period expired"
+	}
+	if lde.Expired && lde.held != "" {
+		// Named only with what held it, which is what the operator asks.
+		what += " during " + lde.during + ": " + lde.held
 	}
 	switch {
 	case lde.Expired && lde.Err == nil:

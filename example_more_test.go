@@ -116,14 +116,15 @@ func ExampleFromGRPC() {
 }
 
 func ExampleWithSlog() {
-	// Each message is a template whose {placeholders} name attributes; the
-	// attribute "text" is the sentence filled in, durations rounded, for a
-	// handler such as JSON's that writes durations in nanoseconds. This
-	// text handler writes them as "1.5s" already, so "text" is left out,
-	// with the time and the drain's duration, so that the output is stable.
+	// Each message is a constant, the same for every run; the figures are
+	// attributes of their own types (durations stay durations). The last
+	// record is the stop's Report, as a group. The time, the durations and
+	// the moment lame-duck mode began are left out here so that the output
+	// is stable.
 	handler := slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey || a.Key == "took" || a.Key == "text" {
+			switch a.Key {
+			case slog.TimeKey, "took", "began":
 				return slog.Attr{}
 			}
 			return a
@@ -138,9 +139,10 @@ func ExampleWithSlog() {
 	cancel()
 	lameduck.Run(ctx, srv, lameduck.WithSlog(slog.New(handler)), lameduck.Signals())
 	// Output:
-	// level=INFO msg="lameduck: serving; lame-duck mode begins on context cancellation"
-	// level=INFO msg="lameduck: context done ({cause}); entering lame-duck mode for up to {period}" trigger=context cause="context canceled" period=3s
-	// level=INFO msg="lameduck: drained in {took}"
+	// level=INFO msg="lameduck: serving"
+	// level=INFO msg="lameduck: entering lame-duck mode" trigger=context cause="context canceled" period=3s
+	// level=INFO msg="lameduck: drained"
+	// level=INFO msg="lameduck: stop report" report.state=stopped report.outcome=clean report.trigger=context report.cause="context canceled" report.period=3s report.phase1.name=Shutdown
 }
 
 func ExampleRunner_State() {

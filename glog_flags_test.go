@@ -50,7 +50,7 @@ func TestGlogFlagClash(t *testing.T) {
 		prog:       "ownflags",
 		args:       []string{"-v", "-logs=slog"},
 		wantStdout: "verbose\n",
-		wantStderr: `msg="lameduck: serving;`,
+		wantStderr: `msg="lameduck: serving"`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

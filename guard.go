@@ -26,7 +26,7 @@ func call(what string, f func() error) (err error) {
 func (ru *run) guard(what string, f func() error) error {
 	err := call(what, f)
 	if pe, where := findPanic(err); pe != nil && pe.logged.CompareAndSwap(false, true) {
-		ru.log(slog.LevelError, "lameduck: {what} panicked: {panic}",
+		ru.log(slog.LevelError, "lameduck: panic", "lameduck: {what} panicked: {panic}",
 			slog.String("what", where), slog.String("panic", fmt.Sprint(pe.value)), slog.String("stack", string(pe.stack)))
 	}
 	return err

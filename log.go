@@ -11,28 +11,29 @@ import (
 )
 
 // Each thing a Runner logs is said once, as an event: a severity, a
-// message template and attributes. The template is a sentence whose
+// constant message, a sentence template and attributes. The template's
 // {placeholders} name attributes, such as
 //
 //	lameduck: drained in {took} (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown})
 //
 // A Logger gets the sentence with each placeholder filled in, in the units a
-// person reads (durations rounded: "1.41s"). WithSlog gets a record whose
-// message is the template itself, so that it is the same for every run and
-// can be searched for, whose attributes keep their types (a duration stays a
-// slog.Duration), and which carries the filled-in sentence as the attribute
-// "text" when it differs from the template. Attributes that the template does
-// not name (such as "trigger") are for machines and left out of the sentence,
-// except a panic's "stack", which follows it on lines of its own.
+// person reads (durations rounded: "1.41s"). WithSlog gets a record as slog
+// would have it: the constant message ("lameduck: drained"), the same for
+// every run and so easy to search for, and the values as attributes that
+// keep their types (a duration stays a slog.Duration). Attributes that the
+// template does not name (such as "trigger") are for machines and left out
+// of the sentence, except a panic's "stack", which follows it on lines of
+// its own.
 
-// log records one event through whichever sink the Runner has.
-func (ru *run) log(level slog.Level, tmpl string, attrs ...slog.Attr) {
+// log records one event through whichever sink the Runner has. tmpl is ""
+// when the sentence is msg itself.
+func (ru *run) log(level slog.Level, msg, tmpl string, attrs ...slog.Attr) {
 	if ru.cfg.slog != nil {
-		if text := render(tmpl, attrs); text != tmpl {
-			attrs = append(attrs, slog.String("text", text))
-		}
-		ru.cfg.slog.LogAttrs(context.Background(), level, tmpl, attrs...)
+		ru.cfg.slog.LogAttrs(context.Background(), level, msg, attrs...)
 		return
+	}
+	if tmpl == "" {
+		tmpl = msg
 	}
 	text := render(tmpl, attrs)
 	if l, ok := ru.cfg.logger.(leveledLogger); ok {
@@ -40,6 +41,24 @@ func (ru *run) log(level slog.Level, tmpl string, attrs ...slog.Attr) {
 		return
 	}
 	ru.cfg.logger.Infof("%s", text)
+}
+
+// logReport logs the stop's Report as Run's last line: at Warn when the
+// period ran out, so that glog's default flags put it on stderr.
+func (ru *run) logReport() {
+	rep := ru.r.Report()
+	level := slog.LevelInfo
+	switch rep.Outcome {
+	case "expired", "forced":
+		level = slog.LevelWarn
+	case "failed":
+		level = slog.LevelError
+	}
+	if ru.cfg.slog != nil {
+		ru.cfg.slog.LogAttrs(context.Background(), level, "lameduck: stop report", slog.Any("report", rep))
+		return
+	}
+	ru.log(level, "lameduck: stop report: "+rep.String(), "")
 }
 
 // render fills in tmpl's placeholders from attrs.
@@ -116,10 +135,10 @@ func roundDuration(d time.Duration) time.Duration {
 
 func (ru *run) logServing() {
 	if len(ru.cfg.signals) == 0 {
-		ru.log(slog.LevelInfo, "lameduck: serving; lame-duck mode begins on context cancellation")
+		ru.log(slog.LevelInfo, "lameduck: serving", "lameduck: serving; lame-duck mode begins on context cancellation")
 		return
 	}
-	ru.log(slog.LevelInfo, "lameduck: serving; lame-duck mode begins on {signals}, context cancellation",
+	ru.log(slog.LevelInfo, "lameduck: serving", "lameduck: serving; lame-duck mode begins on {signals}, context cancellation",
 		slog.Any("signals", ru.signalNames()))
 }
 

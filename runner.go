@@ -21,6 +21,7 @@ type Runner struct {
 	lameDuck chan struct{} // closed when lame-duck mode begins
 	life     lifecycle     // Run starts it, lame-duck mode stops it, Run's return closes it
 	failed   atomic.Bool   // Run returned an error; set before life is closed
+	book     book          // what Run writes down for Report
 }
 
 // NewRunner checks svr and options and returns a Runner for them. It fails,
@@ -135,9 +136,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	if len(r.cfg.signals) > 0 {
 		r.cfg.source.Stop(ru.sigc)
 	}
-	ru.flushLog()
+	ru.noteReturn(err)
 	r.failed.Store(err != nil)
 	r.life.stop(phaseClosed)
+	ru.logReport()
+	ru.flushLog()
 	return err
 }
 
@@ -165,12 +168,14 @@ type run struct {
 
 // trigger is what began lame-duck mode.
 type trigger struct {
+	kind   string      // "signal", "context" or "stop", for the Report
+	cause  string      // the signal's name or the context's cause, for the Report
 	signal os.Signal   // the signal received, if a signal began it
 	tmpl   string      // the log's template for it, such as `received signal "{signal}"`
 	attrs  []slog.Attr // what tmpl names, and "trigger"
 }
 
-var stopTrigger = trigger{tmpl: "stop requested", attrs: []slog.Attr{slog.String("trigger", "stop")}}
+var stopTrigger = trigger{kind: "stop", tmpl: "stop requested", attrs: []slog.Attr{slog.String("trigger", "stop")}}
 
 // serveUntilStopped starts the Server, waits for a trigger or for Serve to
 // end, and stops it.
@@ -206,11 +211,11 @@ func (ru *run) serveUntilStopped(ctx context.Context) error {
 			ready = nil
 			ru.becameReady()
 		case sig := <-ru.sigc:
-			return ru.lameDuck(ctx, trigger{signal: sig, tmpl: `received signal "{signal}"`,
+			return ru.lameDuck(ctx, trigger{kind: "signal", cause: sig.String(), signal: sig, tmpl: `received signal "{signal}"`,
 				attrs: []slog.Attr{slog.String("trigger", "signal"), slog.String("signal", sig.String())}})
 		case <-ctx.Done():
 			cause := context.Cause(ctx)
-			return ru.lameDuck(ctx, trigger{tmpl: "context done ({cause})",
+			return ru.lameDuck(ctx, trigger{kind: "context", cause: fmt.Sprint(cause), tmpl: "context done ({cause})",
 				attrs: []slog.Attr{slog.String("trigger", "context"), slog.Any("cause", cause)}})
 		case <-ru.stopAsked:
 			ru.skipStepsIfNeverReady(ready)
@@ -238,7 +243,7 @@ func (ru *run) skipStepsIfNeverReady(ready <-chan struct{}) {
 	failed := len(ru.causes) > 0
 	ru.mu.Unlock()
 	if failed {
-		ru.log(slog.LevelInfo, "lameduck: the server failed before it was ready; skipping the pre-shutdown steps")
+		ru.log(slog.LevelInfo, "lameduck: the server failed before it was ready; skipping the pre-shutdown steps", "")
 		ru.pre.list = nil
 	}
 }
@@ -250,7 +255,7 @@ func (ru *run) becameReady() {
 	close(ru.r.ready)
 	for _, f := range ru.cfg.onReady {
 		if err := call("WithReady function", func() error { f(); return nil }); err != nil {
-			ru.log(slog.LevelError, "lameduck: {error}", slog.Any("error", err))
+			ru.log(slog.LevelError, "lameduck: WithReady function failed", "lameduck: {error}", slog.Any("error", err))
 		}
 	}
 }
@@ -261,10 +266,10 @@ func (ru *run) becameReady() {
 func (ru *run) served() error {
 	err := ru.serve.err
 	if err == nil {
-		ru.log(slog.LevelInfo, "lameduck: Serve returned; nothing to drain")
+		ru.log(slog.LevelInfo, "lameduck: Serve returned; nothing to drain", "")
 		return nil
 	}
-	ru.log(slog.LevelError, "lameduck: Serve failed: {error}", slog.Any("error", err))
+	ru.log(slog.LevelError, "lameduck: Serve failed", "lameduck: Serve failed: {error}", slog.Any("error", err))
 	closing, stuck := ru.closeAndWait(nil)
 	return joinErrors(err, closing.result(), stuck)
 }

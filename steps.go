@@ -47,7 +47,9 @@ func (s *stepList) run(ctx context.Context, ru *run) error {
 		s.label.Store(label)
 		s.at.Store(int32(i))
 		stepCtx := context.WithValue(ctx, stepLabelKey{}, label)
-		err := ru.guard(s.position(i), func() error { return step(stepCtx) })
+		err := ru.timed(func() string { return s.describe(i, label) }, func() error {
+			return ru.guard(s.position(i), func() error { return step(stepCtx) })
+		})
 		// A step that gave up because the period ended (or a signal ended
 		// it) is not a failure of its own: the line that says why the
 		// period ended names it.
@@ -56,7 +58,7 @@ func (s *stepList) run(ctx context.Context, ru *run) error {
 			if name := label.get(); name != "" {
 				attrs = append(attrs, slog.String("name", name))
 			}
-			ru.log(slog.LevelWarn, "lameduck: {stage} failed: {error}", append(attrs, slog.Any("error", err))...)
+			ru.log(slog.LevelWarn, "lameduck: step failed", "lameduck: {stage} failed: {error}", append(attrs, slog.Any("error", err))...)
 		}
 	}
 	// A step that ran out the budget stays the current one, so that the
@@ -130,12 +132,12 @@ func (ru *run) postShutdown(ctx context.Context, err error) error {
 			// Counted as during the drain (rule 7): the first signal after
 			// a context, a Stop or Serve's own return forces nothing.
 			if !ru.forces() {
-				ru.log(slog.LevelInfo, `lameduck: received signal "{signal}" during {stage}; another one ends the post-shutdown steps now`,
+				ru.log(slog.LevelInfo, "lameduck: signal during post-shutdown steps", `lameduck: received signal "{signal}" during {stage}; another one ends the post-shutdown steps now`,
 					slog.String("signal", sig.String()), slog.String("stage", ru.post.current()))
 				continue
 			}
 			sigc = nil
-			ru.log(slog.LevelWarn, `lameduck: received signal "{signal}" during {stage}; ending the post-shutdown steps now`,
+			ru.log(slog.LevelWarn, "lameduck: second signal ends the post-shutdown steps", `lameduck: received signal "{signal}" during {stage}; ending the post-shutdown steps now`,
 				slog.String("signal", sig.String()), slog.String("stage", ru.post.current()))
 			cancel()
 		case <-ctxDone:
@@ -145,7 +147,7 @@ func (ru *run) postShutdown(ctx context.Context, err error) error {
 			graceOver = grace.C
 		case <-graceOver:
 			stuck := fmt.Errorf("lameduck: %s did not return within %v of its context ending", ru.post.current(), ru.cfg.closeGrace)
-			ru.log(slog.LevelError, "lameduck: {running} did not return within {grace} of its context ending",
+			ru.log(slog.LevelError, "lameduck: post-shutdown step still running", "lameduck: {running} did not return within {grace} of its context ending",
 				slog.String("running", ru.post.current()), slog.Duration("grace", ru.cfg.closeGrace))
 			if lde, ok := err.(*LameDuckError); ok {
 				lde.Err = joinErrors(lde.Err, stuck)
@@ -155,7 +157,7 @@ func (ru *run) postShutdown(ctx context.Context, err error) error {
 		}
 	}
 	if running.err != nil {
-		ru.log(slog.LevelWarn, "lameduck: post-shutdown steps cut short at {stage}: {error}",
+		ru.log(slog.LevelWarn, "lameduck: post-shutdown steps cut short", "lameduck: post-shutdown steps cut short at {stage}: {error}",
 			slog.String("stage", ru.post.current()), slog.Any("error", running.err))
 	}
 	return err

@@ -54,7 +54,7 @@ func (ru *run) requestStop(cause error) bool {
 	}
 	ru.mu.Unlock()
 	if fresh {
-		ru.log(slog.LevelError, "lameduck: stop requested: {error}", slog.Any("error", cause))
+		ru.log(slog.LevelError, "lameduck: stop requested", "lameduck: stop requested: {error}", slog.Any("error", cause))
 	}
 	return true
 }

@@ -138,7 +138,7 @@ func TestWorker(t *testing.T) {
 	}, {
 		name: "Close cancels the handlers' context when the period expires",
 		work: time.Hour, n: 3, triggerAt: time.Second, period: 2 * time.Second,
-		wantErr: &LameDuckError{Expired: true}, wantElapsed: 3 * time.Second, wantHandled: 3, wantMax: 3,
+		wantErr: context.DeadlineExceeded, wantElapsed: 3 * time.Second, wantHandled: 3, wantMax: 3,
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

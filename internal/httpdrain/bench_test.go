@@ -28,8 +28,7 @@ func BenchmarkRequestBookkeeping(b *testing.B) {
 		w := httptest.NewRecorder()
 		for pb.Next() {
 			t.connState(c, http.StateActive)
-			t.enter(w, r)
-			t.leave()
+			t.leave(t.enter(w, r))
 			t.connState(c, http.StateIdle)
 		}
 	})

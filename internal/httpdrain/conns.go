@@ -86,16 +86,18 @@ type conn struct {
 	reading   sync.Mutex   // one reader at a time: net/http's, then the linger's
 
 	// guarded by t.mu
-	state     http.ConnState
-	hijacked  bool          // a handler took it over
-	lingering bool          // closed gently; the linger has not finished
-	held      bool          // counted in t.holding
-	kept      bool          // counted in t.keeping (see idle.go)
-	requests  int           // requests it has begun
-	h2Served  bool          // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
-	told      chan struct{} // with the spread: closed when its handlers are told of the drain (see spread.go)
-	tellTimer *time.Timer   // with the spread: closes told at the connection's moment
-	wasTold   bool          // told is closed
+	state      http.ConnState
+	hijacked   bool          // a handler took it over
+	lingering  bool          // closed gently; the linger has not finished
+	held       bool          // counted in t.holding
+	kept       bool          // counted in t.keeping (see idle.go)
+	requests   int           // requests it has begun
+	h2Served   bool          // HTTP/2 serves it: it has reported a state as an HTTP/2 connection
+	told       chan struct{} // with the spread: closed when its handlers are told of the drain (see spread.go)
+	tellTimer  *time.Timer   // with the spread: closes told at the connection's moment
+	wasTold    bool          // told is closed
+	answered   bool          // HTTP/1: its last request was answered during the drain (see cutOpen)
+	cutByClose bool          // Close booked it as cut (see counts.go)
 }
 
 const (
@@ -144,6 +146,9 @@ func (c *conn) Close() error {
 		return nil
 	}
 	c.closed.Store(true)
+	if c.state == http.StateActive && t.stage == draining {
+		c.answered = true // net/http closes after the response: "Connection: close"
+	}
 	gentle := t.stage == draining && !c.hijacked && canCloseWrite(c.Conn)
 	if gentle {
 		c.lingering = true
@@ -171,6 +176,9 @@ func (t *Tracker) forget(c *conn) {
 	if c.held {
 		c.held = false
 		t.holding--
+	}
+	if _, ok := t.conns[c]; ok {
+		t.closedOK(c)
 	}
 	delete(t.conns, c)
 	if c.kept {

@@ -29,8 +29,8 @@ func (t *Tracker) Install(ctx context.Context, useTLS bool) {
 		inner = http.DefaultServeMux
 	}
 	t.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t.enter(w, r)
-		defer t.leave()
+		p := t.enter(w, r)
+		defer t.leave(p)
 		inner.ServeHTTP(w, r)
 	})
 
@@ -116,6 +116,7 @@ func (c *conn) learnTLSProto(nc net.Conn, st http.ConnState) {
 func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	prev := c.state
 	c.state = st
 	switch st {
 	case http.StateHijacked:
@@ -130,7 +131,11 @@ func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 			t.forget(c)
 		}
 	default:
+		if st == http.StateIdle && prev == http.StateActive && t.stage == draining {
+			c.answered = true
+		}
 		if st == http.StateActive {
+			c.answered = false
 			if c.requests++; c.requests > 1 {
 				t.reused = true
 			}
@@ -162,12 +167,15 @@ func rawConn(nc net.Conn) *conn {
 	return c
 }
 
-// enter counts a handler call in. During the drain an HTTP/1 response says
+// enter counts a handler call in and returns the index of its protocol
+// in the books, for leave. During the drain an HTTP/1 response says
 // "Connection: close", so that its client does not send the next request on
 // a connection that closes once the response is out (see idle.go).
-func (t *Tracker) enter(w http.ResponseWriter, r *http.Request) {
+func (t *Tracker) enter(w http.ResponseWriter, r *http.Request) int {
+	p := protoOf(r)
 	t.mu.Lock()
 	t.handlers++
+	t.books.running[p]++
 	if t.stage != serving && r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
@@ -179,6 +187,7 @@ func (t *Tracker) enter(w http.ResponseWriter, r *http.Request) {
 	if warn {
 		t.warnH2C()
 	}
+	return p
 }
 
 func (t *Tracker) warnH2C() {
@@ -199,9 +208,13 @@ func isH2Preface(r *http.Request) bool {
 	return r.Method == "PRI" && r.RequestURI == "*" && r.ProtoMajor == 2
 }
 
-func (t *Tracker) leave() {
+func (t *Tracker) leave(p int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.handlers--
+	t.books.running[p]--
+	if !t.books.cut {
+		t.books.answered[p]++
+	}
 	t.checkQuiet()
 }

@@ -57,6 +57,7 @@ type Tracker struct {
 	warned     bool                  // the x/net h2c warning has been logged
 	h2c        bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Install before the port opens
 	userHook   func(net.Conn, http.ConnState)
+	books      books // for the stop report (see counts.go)
 
 	// The spread (see spread.go): set by Spread before Install, then
 	// guarded by mu.
@@ -94,12 +95,27 @@ func (t *Tracker) BeginDrain() {
 }
 
 // BeginClose records that the adapter's Close has begun: from now on no
-// connection is accepted, and every close is immediate. Connections that the spread has not told of the drain yet are told now.
+// connection is accepted, and every close is immediate. Connections that
+// the spread has not told of the drain yet are told now, and the books
+// count what Close is about to cut.
 func (t *Tracker) BeginClose() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	if t.stage == closed {
+		t.mu.Unlock()
+		return
+	}
 	t.stage = closed
 	t.tellAll()
+	// The books say what Close cuts as it stands now, before net/http's
+	// Close ends the handlers and connections.
+	conns := make([]*conn, 0, len(t.conns))
+	lingering := make(map[*conn]bool, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+		lingering[c] = c.lingering
+	}
+	t.mu.Unlock()
+	t.cutOpen(conns, func(c *conn) bool { return owesBytes(c, lingering[c]) })
 }
 
 // Close closes every connection the Tracker follows at once, including those
@@ -143,6 +159,9 @@ func (t *Tracker) Track(nc net.Conn) (release func()) {
 			t.mu.Lock()
 			defer t.mu.Unlock()
 			delete(t.tracked, nc)
+			if !t.books.cut {
+				t.books.connDone[Taken]++
+			}
 			t.checkQuiet()
 		})
 	}

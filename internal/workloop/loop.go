@@ -35,6 +35,8 @@ type Loop[T any] struct {
 	// What ReleaseSource handed back, not yet handed out; under mu.
 	releaseCalled bool
 	releasedItems []T
+
+	books books // for the stop report (see counts.go)
 }
 
 // New makes the state of one Serve, whose handlers get a context derived
@@ -42,7 +44,7 @@ type Loop[T any] struct {
 // it before Serve.
 func New[T any](ctx context.Context, cfg Config[T], drain *Drain) *Loop[T] {
 	handleCtx, cancel := context.WithCancelCause(ctx)
-	s := &Loop[T]{cfg: cfg, drain: drain, handleCtx: handleCtx, cancel: cancel}
+	s := &Loop[T]{cfg: cfg, drain: drain, handleCtx: handleCtx, cancel: cancel, books: newBooks(cfg.Slots)}
 	// A source with a release hook holds what it prefetched: the drain
 	// asks for it, through the hook rather than through next.
 	s.note.holds.Store(cfg.Holds || cfg.Release != nil)
@@ -55,7 +57,10 @@ func New[T any](ctx context.Context, cfg Config[T], drain *Drain) *Loop[T] {
 func (s *Loop[T]) StopTaking() { s.stop() }
 
 // Cancel ends the handlers' context with cause, and so the pulling.
-func (s *Loop[T]) Cancel(cause error) { s.cancel(cause) }
+func (s *Loop[T]) Cancel(cause error) {
+	s.books.cancelled.Store(true)
+	s.cancel(cause)
+}
 
 // Serve calls the start hook and then runs the handler slots until they
 // have all stopped. It returns the start hook's error when that failed
@@ -91,6 +96,7 @@ const (
 // settles it and takes the next.
 type slot[T any] struct {
 	s    *Loop[T]
+	book *slotBook
 	at   stage
 	turn bool // it is the slot's turn to call next
 	over bool // nothing more to take
@@ -130,7 +136,7 @@ func (s *Loop[T]) run(serveCtx context.Context) {
 }
 
 func (s *Loop[T]) loop() {
-	l := slot[T]{s: s}
+	l := slot[T]{s: s, book: s.books.take()}
 	for !l.over {
 		l.run()
 	}
@@ -156,7 +162,9 @@ func (l *slot[T]) run() {
 			return
 		}
 		l.at = inHandle
+		l.began()
 		err := s.cfg.Handle(s.handleCtx, item)
+		l.ended()
 		if err != nil {
 			l.at = inWorker
 			err = s.handleFailed(item, err, false)
@@ -182,6 +190,7 @@ func (l *slot[T]) recovered(p any, item T) {
 		l.nextBroke(s.cfg.Recovered("next", p), l.inDrain)
 		l.endTurn()
 	case inHandle:
+		l.ended()
 		err := s.handleFailed(item, s.cfg.Recovered("handle", p), true)
 		if s.cfg.Settle != nil {
 			s.settleItem(item, err)

@@ -74,6 +74,7 @@ func (s *Loop[T]) settleLeftovers(serveCtx context.Context) {
 	left := s.releasedItems
 	s.releasedItems = nil
 	s.mu.Unlock()
+	s.books.left.Add(uint64(len(left)))
 	if s.cfg.Settle == nil {
 		return
 	}

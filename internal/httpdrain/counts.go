@@ -1,0 +1,152 @@
+package httpdrain
+
+import (
+	"net/http"
+)
+
+// This file keeps the books a stop report reads: how many requests and
+// connections are in flight, and how many ended or were cut, by protocol.
+// Every figure is kept under the lock the hooks take anyway, so that the
+// request path does no more than it did.
+
+// Kinds of connection in Counts.Conns.
+const (
+	HTTP1 = 0 // HTTP/1 (over TLS or not); for requests too
+	HTTP2 = 1 // HTTP/2 (over TLS or h2c); for requests too
+	Taken = 2 // taken over by a handler (hijacked) or registered with Track
+)
+
+// Count is one line of the books. InFlight is how many are in flight now;
+// Done and Cut only grow: how many have ended, and how many Close cut.
+type Count struct{ InFlight, Done, Cut int }
+
+// Counts is a snapshot of the Tracker's books.
+type Counts struct {
+	Requests [2]Count // handler calls, by protocol (HTTP1, HTTP2)
+	Conns    [3]Count // connections, by kind (HTTP1, HTTP2, Taken)
+}
+
+// books is the part of the Tracker that Counts reads; guarded by its mu.
+type books struct {
+	running  [2]int // handler calls in progress, by protocol
+	answered [2]int // handler calls that returned before Close
+	reqCut   [2]int // handler calls running when Close came, and HTTP/1 responses it cut on their way
+	connDone [3]int // connections closed before Close, or by it owing nothing
+	connCut  [3]int // connections Close closed while they owed or held work
+	cut      bool   // Close has counted what it cut: what ends later is not "done"
+}
+
+// Counts returns the Tracker's books as they stand.
+func (t *Tracker) Counts() Counts {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var c Counts
+	for p := range c.Requests {
+		c.Requests[p] = Count{InFlight: t.books.running[p], Done: t.books.answered[p], Cut: t.books.reqCut[p]}
+	}
+	for k := range c.Conns {
+		c.Conns[k] = Count{Done: t.books.connDone[k], Cut: t.books.connCut[k]}
+	}
+	for cn := range t.conns {
+		if !cn.cutByClose {
+			c.Conns[cn.kind()].InFlight++
+		}
+	}
+	if !t.books.cut {
+		c.Conns[Taken].InFlight += len(t.tracked)
+	}
+	return c
+}
+
+// protoOf is the index of r's protocol in the books.
+func protoOf(r *http.Request) int {
+	if r.ProtoMajor >= 2 {
+		return HTTP2
+	}
+	return HTTP1
+}
+
+// kind is the index of c's kind in the books. The caller holds t.mu.
+func (c *conn) kind() int {
+	switch {
+	case c.hijacked:
+		return Taken
+	case c.isH2():
+		return HTTP2
+	}
+	return HTTP1
+}
+
+// closedOK books c, which is leaving the books, as done unless Close has
+// booked it as cut. The caller holds t.mu.
+func (t *Tracker) closedOK(c *conn) {
+	if !c.cutByClose {
+		t.books.connDone[c.kind()]++
+	}
+}
+
+// cutOpen books what Close cuts: the handler calls still running, the
+// connections that hold work (a request in flight, HTTP/2 streams, a
+// taken-over connection) and those still owing their client bytes (an
+// answered HTTP/1 response still on its way counts as a cut request too).
+// owes says, for each connection that holds no work, whether bytes it
+// wrote are still unacknowledged; it is asked outside the lock.
+func (t *Tracker) cutOpen(open []*conn, owes func(*conn) bool) {
+	t.mu.Lock()
+	idle := make([]*conn, 0, len(open))
+	for _, c := range open {
+		if c.cutByClose {
+			continue
+		}
+		if c.hijacked || c.state == http.StateActive {
+			c.cutByClose = true
+			t.books.connCut[c.kind()]++
+			continue
+		}
+		idle = append(idle, c)
+	}
+	for p, n := range t.books.running {
+		t.books.reqCut[p] += n
+	}
+	t.books.connCut[Taken] += len(t.tracked)
+	t.books.cut = true
+	t.mu.Unlock()
+
+	var owing []*conn
+	for _, c := range idle {
+		if owes(c) {
+			owing = append(owing, c)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range owing {
+		if c.cutByClose {
+			continue
+		}
+		c.cutByClose = true
+		k := c.kind()
+		t.books.connCut[k]++
+		if k == HTTP1 && c.answered {
+			// Its last response was counted answered; it did not arrive.
+			t.books.answered[HTTP1]--
+		}
+		if k == HTTP1 {
+			t.books.reqCut[HTTP1]++
+		}
+	}
+}
+
+// owesBytes reports whether c has written bytes its client has not
+// acknowledged (the FIN of a gentle close apart); where the kernel cannot
+// tell, a connection being closed gently is taken to owe them.
+func owesBytes(c *conn, lingering bool) bool {
+	n, ok := unacked(c.Conn)
+	if !ok {
+		return lingering
+	}
+	if lingering {
+		return n > 1
+	}
+	return n > 0
+}

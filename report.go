@@ -1,0 +1,243 @@
+package lameduck
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Report says what a [Runner] knows of its Server's work and of its stop:
+// what began lame-duck mode, how long each phase took, and, for each server
+// (each [Group] member, by name), what was in flight when lame-duck mode
+// began, what finished during it, what Close cut, and what still held the
+// drain when the period ended. [Runner.Report] returns one at any time: while
+// the Server runs it says what is in flight now (for a metrics endpoint), and
+// once Run has returned it is the stop's final account. The Runner logs it
+// as its last line.
+//
+// The figures come from the books the adapters keep anyway: [FromHTTP]
+// counts requests and connections by protocol, [FromWorker] items in
+// handle. A Server of another kind (ServerFuncs, FromGRPC) has no rows.
+type Report struct {
+	State   State         // where the Runner is (or was, when Run returned)
+	Trigger string        // what began lame-duck mode: "signal", "context" or "stop"; "" if nothing did
+	Cause   string        // the signal ("terminated"), the context's cause or the failure given to Stop
+	Began   time.Time     // when lame-duck mode began; zero if it has not
+	Period  time.Duration // the lame-duck period
+	Took    time.Duration // from Began to now, or to Run's return
+	// Outcome is how Run ended: "clean" (it returned nil), "failed" (a
+	// failure, or a Shutdown that failed), "expired" (the period ran out and
+	// Close was called) or "forced" (a second signal ended the period); ""
+	// while Run has not returned.
+	Outcome string
+
+	// Phases are the stop's phases in the order they began: each
+	// pre-shutdown step ("pre-shutdown step 1 of 2 (readiness)"),
+	// "Shutdown", "Close" and each post-shutdown step. Took is how long the
+	// phase took, or has taken so far while Running; a phase still Running
+	// once Run has returned did not return within the close grace.
+	Phases []struct {
+		Name    string
+		Took    time.Duration
+		Err     error
+		Running bool
+	}
+
+	// Work has one row per server and kind of work. Server is the member's
+	// name given with [Member], or, without one, its position as errors
+	// give it ("server 1" for a Group's second member); nested Groups join
+	// them with "/"; "" for a lone Server. Kind is "requests",
+	// "connections" or "items"; Protocol is "HTTP/1" or "HTTP/2" for
+	// requests and connections, or "hijacked" for connections taken over
+	// from net/http (a WebSocket) or registered with Track.
+	//
+	// InFlight is what is in flight now. AtLameDuck is what was in flight
+	// when lame-duck mode began; Finished, what ended between then and
+	// Close; Cut, what Close cut short: handler calls still running,
+	// connections that still held work or owed their client bytes (an
+	// HTTP/1 response cut on its way counts as a request cut, not as one
+	// finished; over HTTP/2 its connection counts), items whose handler was
+	// cancelled. Held is what was in flight when the period ran out: what
+	// held the drain.
+	Work []struct {
+		Server, Kind, Protocol string
+		InFlight, AtLameDuck   int
+		Finished, Cut, Held    int
+	}
+}
+
+// String sums the report up in one line, as the Runner logs it.
+func (rep Report) String() string {
+	var b strings.Builder
+	switch {
+	case rep.Outcome != "" && rep.Trigger != "":
+		fmt.Fprintf(&b, "%s after %v", rep.Outcome, roundDuration(rep.Took))
+	case rep.Outcome != "":
+		fmt.Fprintf(&b, "%s; no lame-duck mode", rep.Outcome)
+	case rep.Trigger != "":
+		fmt.Fprintf(&b, "%s for %v", rep.State, roundDuration(rep.Took))
+	default:
+		b.WriteString(rep.State.String())
+	}
+	if rep.Trigger != "" {
+		fmt.Fprintf(&b, " (%s", rep.Trigger)
+		if rep.Cause != "" {
+			fmt.Fprintf(&b, ": %s", rep.Cause)
+		}
+		for _, p := range rep.Phases {
+			fmt.Fprintf(&b, "; %s %v", p.Name, roundDuration(p.Took))
+			if p.Running {
+				b.WriteString(" still running")
+			}
+		}
+		b.WriteString(")")
+	}
+	for _, w := range rep.workByServer() {
+		fmt.Fprintf(&b, "; %s: %s", w.label, w.summary(rep.Trigger != ""))
+	}
+	return b.String()
+}
+
+// LogValue gives the report to slog as a group of typed attributes: the
+// outcome, trigger, durations, then one group per phase and per work row.
+func (rep Report) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("state", rep.State.String())}
+	if rep.Outcome != "" {
+		attrs = append(attrs, slog.String("outcome", rep.Outcome))
+	}
+	if rep.Trigger != "" {
+		attrs = append(attrs, slog.String("trigger", rep.Trigger), slog.String("cause", rep.Cause),
+			slog.Time("began", rep.Began), slog.Duration("period", rep.Period), slog.Duration("took", rep.Took))
+	}
+	for i, p := range rep.Phases {
+		pa := []any{slog.String("name", p.Name), slog.Duration("took", p.Took)}
+		if p.Err != nil {
+			pa = append(pa, slog.Any("error", p.Err))
+		}
+		if p.Running {
+			pa = append(pa, slog.Bool("running", true))
+		}
+		attrs = append(attrs, slog.Group(fmt.Sprintf("phase%d", i+1), pa...))
+	}
+	for i, w := range rep.Work {
+		attrs = append(attrs, slog.Group(fmt.Sprintf("work%d", i+1),
+			slog.String("server", w.Server), slog.String("kind", w.Kind), slog.String("protocol", w.Protocol),
+			slog.Int("in_flight", w.InFlight), slog.Int("at_lame_duck", w.AtLameDuck),
+			slog.Int("finished", w.Finished), slog.Int("cut", w.Cut), slog.Int("held", w.Held)))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// serverWork is a report's work rows of one server, summed by kind.
+type serverWork struct {
+	label                    string // `"api"`, "server 2" or "the server"
+	reqs, conns, hij, items  [5]int // InFlight, AtLameDuck, Finished, Cut, Held
+	hasReqs, hasConns, hasIt bool
+}
+
+func (rep Report) workByServer() []*serverWork {
+	var out []*serverWork
+	by := map[string]*serverWork{}
+	for _, w := range rep.Work {
+		s := by[w.Server]
+		if s == nil {
+			s = &serverWork{label: serverLabel(w.Server)}
+			by[w.Server] = s
+			out = append(out, s)
+		}
+		n := [5]int{w.InFlight, w.AtLameDuck, w.Finished, w.Cut, w.Held}
+		var into *[5]int
+		switch {
+		case w.Kind == "requests":
+			into, s.hasReqs = &s.reqs, true
+		case w.Kind == "connections" && w.Protocol == "hijacked":
+			into = &s.hij
+		case w.Kind == "connections":
+			into, s.hasConns = &s.conns, true
+		default:
+			into, s.hasIt = &s.items, true
+		}
+		for i := range n {
+			into[i] += n[i]
+		}
+	}
+	return out
+}
+
+// serverLabel names a server in a sentence.
+func serverLabel(name string) string {
+	switch {
+	case name == "":
+		return "the server"
+	case strings.HasPrefix(name, "server ") && !strings.Contains(name, "/"):
+		return name
+	}
+	return fmt.Sprintf("%q", name)
+}
+
+// summary says what a server had, did and lost: before lame-duck mode, what
+// is in flight; after, what was in flight, finished and cut.
+func (s *serverWork) summary(stopped bool) string {
+	var parts []string
+	add := func(has bool, n [5]int, what string) {
+		if !has && n == [5]int{} {
+			return
+		}
+		if !stopped {
+			parts = append(parts, fmt.Sprintf("%s in flight", count(n[0], what)))
+			return
+		}
+		parts = append(parts, fmt.Sprintf("%s in flight at lame-duck, %d finished, %d cut", count(n[1], what), n[2], n[3]))
+	}
+	add(s.hasReqs, s.reqs, "request")
+	add(false, s.hij, "hijacked connection")
+	add(s.hasIt, s.items, "item")
+	if len(parts) == 0 {
+		add(s.hasConns, s.conns, "connection")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// held says what still held one server's drain when the period ended, as
+// `"api" still had 3 requests on 2 connections`; "" when nothing did.
+func (s *serverWork) held() string {
+	var parts []string
+	switch r, c := s.reqs[4], s.conns[4]; {
+	case r > 0 && c > 0:
+		parts = append(parts, fmt.Sprintf("%s on %s", count(r, "request"), count(c, "connection")))
+	case r > 0:
+		parts = append(parts, count(r, "request"))
+	case c > 0:
+		parts = append(parts, count(c, "open connection"))
+	}
+	if n := s.hij[4]; n > 0 {
+		parts = append(parts, count(n, "hijacked connection"))
+	}
+	if n := s.items[4]; n > 0 {
+		parts = append(parts, count(n, "item")+" in handle")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return s.label + " still had " + strings.Join(parts, " and ")
+}
+
+// heldText says what held the drain of every server that had work left.
+func (rep Report) heldText() string {
+	var parts []string
+	for _, s := range rep.workByServer() {
+		if h := s.held(); h != "" {
+			parts = append(parts, h)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// count writes n things, "1 request" or "3 requests".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}

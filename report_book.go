@@ -1,0 +1,269 @@
+package lameduck
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/b583c413/lameduck/internal/httpdrain"
+)
+
+// This file keeps what a Runner writes down for its Report as a stop goes
+// on, and asks the Server for its work.
+
+// workRow is one line of a Server's books: InFlight now; Done and Cut only
+// grow from the Server's start. The Report turns them into what happened
+// since lame-duck mode began.
+type workRow struct {
+	server, kind, proto string
+	inFlight, done, cut int
+}
+
+type workKey struct{ server, kind, proto string }
+
+func (w workRow) key() workKey { return workKey{w.server, w.kind, w.proto} }
+
+// workCounter is a Server that keeps books of its work: this package's
+// adapters, and Groups and Members, which pass the question on.
+type workCounter interface {
+	countWork(add func(workRow))
+}
+
+// countWork returns svr's books, if it keeps any.
+func countWork(svr Server) []workRow {
+	var rows []workRow
+	if c, ok := svr.(workCounter); ok {
+		c.countWork(func(w workRow) { rows = append(rows, w) })
+	}
+	return rows
+}
+
+// countWork passes the question on to the members, each row named by the
+// member's name (or its position) in front of what the member named.
+func (g *group) countWork(add func(workRow)) {
+	for i, m := range g.members {
+		name := g.names[i]
+		if name == "" {
+			name = fmt.Sprintf("server %d", i) // numbered as in errors: "Group: server 0"
+		}
+		if c, ok := m.(workCounter); ok {
+			c.countWork(func(w workRow) {
+				if w.server != "" {
+					w.server = name + "/" + w.server
+				} else {
+					w.server = name
+				}
+				add(w)
+			})
+		}
+	}
+}
+
+func (n *namedServer) countWork(add func(workRow)) {
+	if c, ok := n.Server.(workCounter); ok {
+		c.countWork(func(w workRow) {
+			if w.server == "" {
+				w.server = n.name
+			}
+			add(w)
+		})
+	}
+}
+
+// countWork reads the tracker's books.
+func (h *HTTPServer) countWork(add func(workRow)) {
+	c := h.tracker.Counts()
+	protos := []string{httpdrain.HTTP1: "HTTP/1", httpdrain.HTTP2: "HTTP/2", httpdrain.Taken: "hijacked"}
+	for p, n := range c.Requests {
+		add(workRow{kind: "requests", proto: protos[p], inFlight: n.InFlight, done: n.Done, cut: n.Cut})
+	}
+	for p, n := range c.Conns {
+		add(workRow{kind: "connections", proto: protos[p], inFlight: n.InFlight, done: n.Done, cut: n.Cut})
+	}
+}
+
+// closingTeller is a Server that wants to know Close is coming before Run
+// cancels Serve's context, which ends the handlers' contexts too: its books
+// then count what ends from that moment on as cut, not as finished.
+type closingTeller interface{ closing() }
+
+// tellClosing tells svr, and a Group's members, that Close is coming.
+func tellClosing(svr Server) {
+	if c, ok := svr.(closingTeller); ok {
+		c.closing()
+	}
+}
+
+func (g *group) closing() {
+	for _, m := range g.members {
+		tellClosing(m)
+	}
+}
+
+func (n *namedServer) closing() { tellClosing(n.Server) }
+
+// closing moves the server to closed, as Close is about to: the tracker
+// counts what is in flight as cut.
+func (h *HTTPServer) closing() {
+	if h.validate() == nil {
+		h.stop(phaseClosed)
+	}
+}
+
+func (w *Worker[T]) closing() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.loop != nil {
+		w.loop.Cutting()
+	}
+}
+
+// phaseRec is one phase of the stop as the Runner saw it.
+type phaseRec struct {
+	name       func() string // asked when the report is made: a step's name is known once it runs
+	start, end time.Time     // end is zero while it runs
+	err        error
+}
+
+// book is what the Runner writes down for its Report; guarded by mu.
+type book struct {
+	mu              sync.Mutex
+	trigger, cause  string
+	began, returned time.Time
+	outcome         string
+	phases          []*phaseRec
+	base            map[workKey]workRow // the books when lame-duck mode began
+	held            map[workKey]workRow // the books when the period ran out
+}
+
+// noteTrigger writes down what began lame-duck mode, and the books then.
+func (ru *run) noteTrigger(trigger, cause string, at time.Time) {
+	rows := countWork(ru.r.svr)
+	b := &ru.r.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.trigger, b.cause, b.began = trigger, cause, at
+	b.base = byKey(rows)
+}
+
+// noteHeld writes down the books as the period runs out.
+func (ru *run) noteHeld() {
+	rows := countWork(ru.r.svr)
+	b := &ru.r.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.held = byKey(rows)
+}
+
+func byKey(rows []workRow) map[workKey]workRow {
+	m := make(map[workKey]workRow, len(rows))
+	for _, w := range rows {
+		m[w.key()] = w
+	}
+	return m
+}
+
+// timed runs f as a phase of the stop named name(), and writes it down.
+func (ru *run) timed(name func() string, f func() error) error {
+	p := &phaseRec{name: name, start: time.Now()}
+	b := &ru.r.book
+	b.mu.Lock()
+	b.phases = append(b.phases, p)
+	b.mu.Unlock()
+	var err error
+	defer func() {
+		b.mu.Lock()
+		p.end, p.err = time.Now(), err
+		b.mu.Unlock()
+	}()
+	err = f()
+	return err
+}
+
+// noteReturn writes down how Run ended.
+func (ru *run) noteReturn(err error) {
+	outcome := "clean"
+	var lde *LameDuckError
+	switch {
+	case errors.As(err, &lde) && lde.Forced:
+		outcome = "forced"
+	case errors.As(err, &lde) && lde.Expired:
+		outcome = "expired"
+	case err != nil:
+		outcome = "failed"
+	}
+	b := &ru.r.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.outcome, b.returned = outcome, time.Now()
+}
+
+// Report returns what the Runner knows now of its Server's work and of its
+// stop; see [Report]. It is safe to call from any goroutine, at any time:
+// during the stop it says how far the drain has gone, and once Run has
+// returned it is the stop's final account. A post-shutdown step can push
+// it (to a metrics gateway, say) before the process exits.
+func (r *Runner) Report() Report {
+	if r == nil {
+		return Report{}
+	}
+	rows := countWork(r.svr)
+	rep := Report{State: r.State(), Period: r.cfg.period}
+	b := &r.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	rep.Trigger, rep.Cause, rep.Began, rep.Outcome = b.trigger, b.cause, b.began, b.outcome
+	if !b.began.IsZero() {
+		end := now
+		if !b.returned.IsZero() {
+			end = b.returned
+		}
+		rep.Took = end.Sub(b.began)
+	}
+	for _, p := range b.phases {
+		end, running := p.end, p.end.IsZero()
+		if running {
+			end = now
+			if !b.returned.IsZero() {
+				end = b.returned
+			}
+		}
+		rep.Phases = append(rep.Phases, struct {
+			Name    string
+			Took    time.Duration
+			Err     error
+			Running bool
+		}{p.name(), end.Sub(p.start), p.err, running})
+	}
+	for _, w := range rows {
+		base, stopped := b.base[w.key()]
+		row := struct {
+			Server, Kind, Protocol string
+			InFlight, AtLameDuck   int
+			Finished, Cut, Held    int
+		}{Server: w.server, Kind: w.kind, Protocol: w.proto, InFlight: w.inFlight}
+		if stopped || b.base != nil {
+			row.AtLameDuck = base.inFlight
+			row.Finished = max(w.done-base.done, 0)
+			row.Cut = w.cut - base.cut
+			row.Held = b.held[w.key()].inFlight
+		}
+		rep.Work = append(rep.Work, row)
+	}
+	return rep
+}
+
+// countWork reads the loop's books: the items of the running Serve.
+func (w *Worker[T]) countWork(add func(workRow)) {
+	w.mu.Lock()
+	loop := w.loop
+	w.mu.Unlock()
+	row := workRow{kind: "items"}
+	if loop != nil {
+		c := loop.Counts()
+		row.inFlight, row.done, row.cut = c.InHandle, c.Handled, c.Cut
+	}
+	add(row)
+}
