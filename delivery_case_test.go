@@ -240,7 +240,7 @@ func runDeliveryCase(t *testing.T, env deliveryEnv, c deliveryCase) []deliveryFa
 			t.Fatalf("after Run returned, %s", msg)
 		}
 	}
-	return judge(c, runErr, used, runningAtRun)
+	return append(judge(c, runErr, used, runningAtRun), judgeReport(c, runErr, used, r.Report())...)
 }
 
 // waitFor waits for x's client to finish and, if its handler was entered,

@@ -55,11 +55,12 @@ type Report struct {
 	// InFlight is what is in flight now. AtLameDuck is what was in flight
 	// when lame-duck mode began; Finished, what ended between then and
 	// Close; Cut, what Close cut short: handler calls still running,
-	// connections that still held work or owed their client bytes (an
-	// HTTP/1 response cut on its way counts as a request cut, not as one
-	// finished; over HTTP/2 its connection counts), items whose handler was
-	// cancelled. Held is what was in flight when the period ran out: what
-	// held the drain.
+	// connections with a request or stream in flight (or taken over), items
+	// whose handler Close cancelled or that a ReleaseSource hook handed
+	// back too late to be handled. A response whose handler had returned is
+	// not cut by Close: what is queued in the kernel still reaches a client
+	// that reads it. Held is what was in flight when the period ran out:
+	// what held the drain.
 	Work []struct {
 		Server, Kind, Protocol string
 		InFlight, AtLameDuck   int

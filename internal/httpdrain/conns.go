@@ -146,9 +146,6 @@ func (c *conn) Close() error {
 		return nil
 	}
 	c.closed.Store(true)
-	if c.state == http.StateActive && t.stage == draining {
-		c.answered = true // net/http closes after the response: "Connection: close"
-	}
 	gentle := t.stage == draining && !c.hijacked && canCloseWrite(c.Conn)
 	if gentle {
 		c.lingering = true

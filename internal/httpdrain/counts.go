@@ -30,9 +30,9 @@ type Counts struct {
 type books struct {
 	running  [2]int // handler calls in progress, by protocol
 	answered [2]int // handler calls that returned before Close
-	reqCut   [2]int // handler calls running when Close came, and HTTP/1 responses it cut on their way
-	connDone [3]int // connections closed before Close, or by it owing nothing
-	connCut  [3]int // connections Close closed while they owed or held work
+	reqCut   [2]int // handler calls running when Close came
+	connDone [3]int // connections closed before Close, or by it with no work in flight
+	connCut  [3]int // connections Close closed while they held work
 	cut      bool   // Close has counted what it cut: what ends later is not "done"
 }
 
@@ -85,68 +85,28 @@ func (t *Tracker) closedOK(c *conn) {
 	}
 }
 
-// cutOpen books what Close cuts: the handler calls still running, the
-// connections that hold work (a request in flight, HTTP/2 streams, a
-// taken-over connection) and those still owing their client bytes (an
-// answered HTTP/1 response still on its way counts as a cut request too).
-// owes says, for each connection that holds no work, whether bytes it
-// wrote are still unacknowledged; it is asked outside the lock.
-func (t *Tracker) cutOpen(open []*conn, owes func(*conn) bool) {
+// cutOpen books what Close cuts: the handler calls still running, and
+// the connections that hold work (a request in flight, HTTP/2 streams, a
+// taken-over connection). A connection with no request in flight is not
+// cut, even if its client has not yet read all it was sent: closing it
+// leaves what is queued to the kernel, which still delivers it (the
+// delivery oracle's stalled readers get their whole responses after Run
+// returns).
+func (t *Tracker) cutOpen() {
 	t.mu.Lock()
-	idle := make([]*conn, 0, len(open))
-	for _, c := range open {
-		if c.cutByClose {
-			continue
-		}
+	defer t.mu.Unlock()
+	if t.books.cut {
+		return
+	}
+	for c := range t.conns {
 		if c.hijacked || c.state == http.StateActive {
 			c.cutByClose = true
 			t.books.connCut[c.kind()]++
-			continue
 		}
-		idle = append(idle, c)
 	}
 	for p, n := range t.books.running {
 		t.books.reqCut[p] += n
 	}
 	t.books.connCut[Taken] += len(t.tracked)
 	t.books.cut = true
-	t.mu.Unlock()
-
-	var owing []*conn
-	for _, c := range idle {
-		if owes(c) {
-			owing = append(owing, c)
-		}
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, c := range owing {
-		if c.cutByClose {
-			continue
-		}
-		c.cutByClose = true
-		k := c.kind()
-		t.books.connCut[k]++
-		if k == HTTP1 && c.answered {
-			// Its last response was counted answered; it did not arrive.
-			t.books.answered[HTTP1]--
-		}
-		if k == HTTP1 {
-			t.books.reqCut[HTTP1]++
-		}
-	}
-}
-
-// owesBytes reports whether c has written bytes its client has not
-// acknowledged (the FIN of a gentle close apart); where the kernel cannot
-// tell, a connection being closed gently is taken to owe them.
-func owesBytes(c *conn, lingering bool) bool {
-	n, ok := unacked(c.Conn)
-	if !ok {
-		return lingering
-	}
-	if lingering {
-		return n > 1
-	}
-	return n > 0
 }

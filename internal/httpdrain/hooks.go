@@ -116,7 +116,6 @@ func (c *conn) learnTLSProto(nc net.Conn, st http.ConnState) {
 func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	prev := c.state
 	c.state = st
 	switch st {
 	case http.StateHijacked:
@@ -131,11 +130,7 @@ func (t *Tracker) follow(c *conn, st http.ConnState) (resweep bool) {
 			t.forget(c)
 		}
 	default:
-		if st == http.StateIdle && prev == http.StateActive && t.stage == draining {
-			c.answered = true
-		}
 		if st == http.StateActive {
-			c.answered = false
 			if c.requests++; c.requests > 1 {
 				t.reused = true
 			}

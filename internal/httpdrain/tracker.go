@@ -106,16 +106,10 @@ func (t *Tracker) BeginClose() {
 	}
 	t.stage = closed
 	t.tellAll()
+	t.mu.Unlock()
 	// The books say what Close cuts as it stands now, before net/http's
 	// Close ends the handlers and connections.
-	conns := make([]*conn, 0, len(t.conns))
-	lingering := make(map[*conn]bool, len(t.conns))
-	for c := range t.conns {
-		conns = append(conns, c)
-		lingering[c] = c.lingering
-	}
-	t.mu.Unlock()
-	t.cutOpen(conns, func(c *conn) bool { return owesBytes(c, lingering[c]) })
+	t.cutOpen()
 }
 
 // Close closes every connection the Tracker follows at once, including those
