@@ -33,7 +33,7 @@ func TestLogging(t *testing.T) {
 			serving,
 			`lameduck: received signal "terminated"; entering lame-duck mode for up to 3s`,
 			"lameduck: drained in 1.5s",
-			"lameduck: stop report: clean after 1.5s (signal: terminated; Shutdown 1.5s)",
+			"lameduck: stop report: clean after 1.5s, begun by signal (terminated); phases: Shutdown 1.5s",
 		},
 	}, {
 		name:  "a context trigger, a failing step and an expiry",
@@ -46,7 +46,7 @@ func TestLogging(t *testing.T) {
 			"lameduck: pre-shutdown step 1 of 1 failed: no registry",
 			"lameduck: lame-duck period of 3s expired during Shutdown (pre-shutdown steps took 0s)",
 			"lameduck: server closed",
-			"lameduck: stop report: expired after 3s (context: context canceled; pre-shutdown step 1 of 1 0s; Shutdown 3s; Close 0s)",
+			"lameduck: stop report: expired after 3s, begun by context (context canceled); phases: pre-shutdown step 1 of 1 0s, Shutdown 3s, Close 0s",
 		},
 	}, {
 		name:  "named steps: a failure and an expiry during a wait",
@@ -63,8 +63,8 @@ func TestLogging(t *testing.T) {
 			// The Delay's own "context deadline exceeded" is not a failure.
 			"lameduck: lame-duck period of 3s expired during pre-shutdown step 3 of 3 (wait for the load balancer)",
 			"lameduck: server closed",
-			"lameduck: stop report: expired after 3s (signal: terminated; pre-shutdown step 1 of 3 (deregister) 0s; " +
-				"pre-shutdown step 2 of 3 1s; pre-shutdown step 3 of 3 (wait for the load balancer) 2s; Close 0s)",
+			"lameduck: stop report: expired after 3s, begun by signal (terminated); phases: pre-shutdown step 1 of 3 (deregister) 0s, " +
+				"pre-shutdown step 2 of 3 1s, pre-shutdown step 3 of 3 (wait for the load balancer) 2s, Close 0s",
 		},
 	}, {
 		name:  "a second signal and a failing Close",
@@ -80,7 +80,7 @@ func TestLogging(t *testing.T) {
 			`lameduck: received signal "hangup"; entering lame-duck mode for up to 3s`,
 			`lameduck: received signal "hangup" again after 1s, during Shutdown; ending the lame-duck period now`,
 			"lameduck: Close failed: fake: close failed",
-			"lameduck: stop report: forced after 1s (signal: hangup; Shutdown 1s; Close 0s)",
+			"lameduck: stop report: forced after 1s, begun by signal (hangup); phases: Shutdown 1s, Close 0s",
 		},
 	}, {
 		name:  "a failing Shutdown",
@@ -92,7 +92,7 @@ func TestLogging(t *testing.T) {
 			"lameduck: context done (context canceled); entering lame-duck mode for up to 3s",
 			"lameduck: Shutdown failed: fake: shutdown failed",
 			"lameduck: server closed",
-			"lameduck: stop report: failed after 0s (context: context canceled; Shutdown 0s; Close 0s)",
+			"lameduck: stop report: failed after 0s, begun by context (context canceled); phases: Shutdown 0s, Close 0s",
 		},
 	}, {
 		name:  "WithoutLogger logs nothing",
@@ -250,7 +250,7 @@ func TestSeverities(t *testing.T) {
 			`INFO lameduck: received signal "terminated"; entering lame-duck mode for up to 3s`,
 			`WARN lameduck: received signal "terminated" again after 1s, during Shutdown; ending the lame-duck period now`,
 			"ERROR lameduck: Close failed: fake: close failed",
-			"WARN lameduck: stop report: forced after 1s (signal: terminated; Shutdown 1s; Close 0s)",
+			"WARN lameduck: stop report: forced after 1s, begun by signal (terminated); phases: Shutdown 1s, Close 0s",
 		}
 		if diff := cmp.Diff(want, rec.all()); diff != "" {
 			t.Errorf("log lines (-want +got):\n%s", diff)

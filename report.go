@@ -82,17 +82,20 @@ func (rep Report) String() string {
 		b.WriteString(rep.State.String())
 	}
 	if rep.Trigger != "" {
-		fmt.Fprintf(&b, " (%s", rep.Trigger)
+		fmt.Fprintf(&b, ", begun by %s", rep.Trigger)
 		if rep.Cause != "" {
-			fmt.Fprintf(&b, ": %s", rep.Cause)
+			fmt.Fprintf(&b, " (%s)", rep.Cause)
 		}
-		for _, p := range rep.Phases {
-			fmt.Fprintf(&b, "; %s %v", p.Name, roundDuration(p.Took))
+		for i, p := range rep.Phases {
+			sep := ", "
+			if i == 0 {
+				sep = "; phases: "
+			}
+			fmt.Fprintf(&b, "%s%s %v", sep, p.Name, roundDuration(p.Took))
 			if p.Running {
-				b.WriteString(" still running")
+				b.WriteString(" (still running)")
 			}
 		}
-		b.WriteString(")")
 	}
 	for _, w := range rep.workByServer() {
 		fmt.Fprintf(&b, "; %s: %s", w.label, w.summary(rep.Trigger != ""))
