@@ -26,10 +26,10 @@ type Report struct {
 	Began   time.Time     // when lame-duck mode began; zero if it has not
 	Period  time.Duration // the lame-duck period
 	Took    time.Duration // from Began to now, or to Run's return
-	// Outcome is how Run ended: "clean" (it returned nil), "failed" (a
+	// Outcome is how Run ends: "clean" (it returns nil), "failed" (a
 	// failure, or a Shutdown that failed), "expired" (the period ran out and
 	// Close was called) or "forced" (a second signal ended the period); ""
-	// while Run has not returned.
+	// until the drain is over. It is set before the post-shutdown steps run.
 	Outcome string
 
 	// Phases are the stop's phases in the order they began: each
@@ -86,6 +86,8 @@ func (rep Report) String() string {
 		if rep.Cause != "" {
 			fmt.Fprintf(&b, " (%s)", rep.Cause)
 		}
+	}
+	{
 		for i, p := range rep.Phases {
 			sep := ", "
 			if i == 0 {
@@ -98,7 +100,9 @@ func (rep Report) String() string {
 		}
 	}
 	for _, w := range rep.workByServer() {
-		fmt.Fprintf(&b, "; %s: %s", w.label, w.summary(rep.Trigger != ""))
+		if sum := w.summary(rep.Trigger != ""); sum != "" {
+			fmt.Fprintf(&b, "; %s: %s", w.label, sum)
+		}
 	}
 	return b.String()
 }
@@ -189,7 +193,9 @@ func (s *serverWork) summary(stopped bool) string {
 			return
 		}
 		if !stopped {
-			parts = append(parts, fmt.Sprintf("%s in flight", count(n[0], what)))
+			if n[0] > 0 {
+				parts = append(parts, fmt.Sprintf("%s in flight", count(n[0], what)))
+			}
 			return
 		}
 		parts = append(parts, fmt.Sprintf("%s in flight at lame-duck, %d finished, %d cut", count(n[1], what), n[2], n[3]))

@@ -181,8 +181,8 @@ func (ru *run) timed(name func() string, f func() error) error {
 	return err
 }
 
-// noteReturn writes down how Run ended.
-func (ru *run) noteReturn(err error) {
+// noteOutcome writes down how Run is ending, given what it returns.
+func (ru *run) noteOutcome(err error) {
 	outcome := "clean"
 	var lde *LameDuckError
 	switch {
@@ -196,14 +196,23 @@ func (ru *run) noteReturn(err error) {
 	b := &ru.r.book
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.outcome, b.returned = outcome, time.Now()
+	b.outcome = outcome
+}
+
+// noteReturn writes down when Run returned: Took stops there.
+func (ru *run) noteReturn() {
+	b := &ru.r.book
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.returned = time.Now()
 }
 
 // Report returns what the Runner knows now of its Server's work and of its
 // stop; see [Report]. It is safe to call from any goroutine, at any time:
 // during the stop it says how far the drain has gone, and once Run has
 // returned it is the stop's final account. A post-shutdown step can push
-// it (to a metrics gateway, say) before the process exits.
+// it (to a metrics gateway, say) before the process exits: by then its
+// Outcome is set, and only the post-shutdown phases are still to come.
 func (r *Runner) Report() Report {
 	if r == nil {
 		return Report{}

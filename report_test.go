@@ -272,3 +272,34 @@ func TestReportBeforeRun(t *testing.T) {
 	}
 	_ = net.ErrClosed
 }
+
+// TestReportInPostShutdownStep: a post-shutdown step that pushes the
+// Report (to a metrics gateway, say) sees the outcome and the phases so
+// far.
+func TestReportInPostShutdownStep(t *testing.T) {
+	stop := make(chan struct{})
+	var r *Runner
+	seen := make(chan Report, 1)
+	r, err := NewRunner(ServerFuncs{
+		ServeFunc:    func(context.Context) error { <-stop; return nil },
+		ShutdownFunc: func(context.Context) error { close(stop); return nil },
+	}, Signals(), WithoutLogger(), WithPostShutdown(func(context.Context) error {
+		seen <- r.Report()
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Run(ctx); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	rep := <-seen
+	if rep.Outcome != "clean" || rep.State != StateLameDuck || len(rep.Phases) != 2 || rep.Phases[0].Name != "Shutdown" || !rep.Phases[1].Running {
+		t.Errorf("Report in the post-shutdown step = %+v", rep)
+	}
+	if final := r.Report(); final.State != StateStopped || final.Phases[1].Running {
+		t.Errorf("final Report = %+v", final)
+	}
+}

@@ -132,11 +132,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	err := ru.serveUntilStopped(ctx)
 	ru.end()
+	// The outcome is known before the post-shutdown steps, so that a step
+	// that pushes the Report sends it; a step stuck past the grace may
+	// still change it.
+	ru.noteOutcome(err)
 	err = ru.postShutdown(ctx, err)
 	if len(r.cfg.signals) > 0 {
 		r.cfg.source.Stop(ru.sigc)
 	}
-	ru.noteReturn(err)
+	ru.noteOutcome(err)
+	ru.noteReturn()
 	r.failed.Store(err != nil)
 	r.life.stop(phaseClosed)
 	ru.logReport()
