@@ -18,7 +18,15 @@ import (
 //
 // The figures come from the books the adapters keep anyway: [FromHTTP]
 // counts requests and connections by protocol, [FromWorker] items in
-// handle. A Server of another kind (ServerFuncs, FromGRPC) has no rows.
+// handle, and lameduckgrpc's Streams gRPC streams. A Server of another
+// kind (ServerFuncs, a plain FromGRPC) has no rows, unless it (or the
+// GRPCServer given to FromGRPC) has a method
+//
+//	ReportWork(add func(kind, protocol string, inFlight, done, cut int))
+//
+// which calls add once per kind of work with what is in flight now and
+// how many have ended, and been cut, since the Server began (both only
+// grow); the Runner turns them into the rows below.
 type Report struct {
 	State   State         // where the Runner is (or was, when Run returned)
 	Trigger string        // what began lame-duck mode: "signal", "context" or "stop"; "" if nothing did
@@ -137,11 +145,14 @@ func (rep Report) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// serverWork is a report's work rows of one server, summed by kind.
+// serverWork is a report's work rows of one server, summed by kind:
+// "requests", "connections", "hijacked connections" (the connections whose
+// protocol is "hijacked") and any other kind a Server reports, in the order
+// first seen. Each sum is InFlight, AtLameDuck, Finished, Cut, Held.
 type serverWork struct {
-	label                    string // `"api"`, "server 2" or "the server"
-	reqs, conns, hij, items  [5]int // InFlight, AtLameDuck, Finished, Cut, Held
-	hasReqs, hasConns, hasIt bool
+	label string // `"api"`, "server 2" or "the server"
+	kinds []string
+	sums  map[string]*[5]int
 }
 
 func (rep Report) workByServer() []*serverWork {
@@ -150,27 +161,33 @@ func (rep Report) workByServer() []*serverWork {
 	for _, w := range rep.Work {
 		s := by[w.Server]
 		if s == nil {
-			s = &serverWork{label: serverLabel(w.Server)}
+			s = &serverWork{label: serverLabel(w.Server), sums: map[string]*[5]int{}}
 			by[w.Server] = s
 			out = append(out, s)
 		}
-		n := [5]int{w.InFlight, w.AtLameDuck, w.Finished, w.Cut, w.Held}
-		var into *[5]int
-		switch {
-		case w.Kind == "requests":
-			into, s.hasReqs = &s.reqs, true
-		case w.Kind == "connections" && w.Protocol == "hijacked":
-			into = &s.hij
-		case w.Kind == "connections":
-			into, s.hasConns = &s.conns, true
-		default:
-			into, s.hasIt = &s.items, true
+		kind := w.Kind
+		if kind == "connections" && w.Protocol == "hijacked" {
+			kind = "hijacked connections"
 		}
-		for i := range n {
-			into[i] += n[i]
+		sum := s.sums[kind]
+		if sum == nil {
+			sum = new([5]int)
+			s.sums[kind] = sum
+			s.kinds = append(s.kinds, kind)
+		}
+		for i, n := range [5]int{w.InFlight, w.AtLameDuck, w.Finished, w.Cut, w.Held} {
+			sum[i] += n
 		}
 	}
 	return out
+}
+
+// get returns the sums of kind, zeros if the server has none.
+func (s *serverWork) get(kind string) [5]int {
+	if sum := s.sums[kind]; sum != nil {
+		return *sum
+	}
+	return [5]int{}
 }
 
 // serverLabel names a server in a sentence.
@@ -185,26 +202,21 @@ func serverLabel(name string) string {
 }
 
 // summary says what a server had, did and lost: before lame-duck mode, what
-// is in flight; after, what was in flight, finished and cut.
+// is in flight; after, what was in flight, finished and cut. Connections
+// are told only for a server that reports nothing else.
 func (s *serverWork) summary(stopped bool) string {
 	var parts []string
-	add := func(has bool, n [5]int, what string) {
-		if !has && n == [5]int{} {
-			return
+	for _, kind := range s.kinds {
+		if kind == "connections" && len(s.kinds) > 1 {
+			continue
 		}
-		if !stopped {
-			if n[0] > 0 {
-				parts = append(parts, fmt.Sprintf("%s in flight", count(n[0], what)))
-			}
-			return
+		n := s.get(kind)
+		switch {
+		case !stopped && n[0] > 0:
+			parts = append(parts, fmt.Sprintf("%s in flight", count(n[0], kind)))
+		case stopped && (n != [5]int{} || kind != "hijacked connections"):
+			parts = append(parts, fmt.Sprintf("%s in flight at lame-duck, %d finished, %d cut", count(n[1], kind), n[2], n[3]))
 		}
-		parts = append(parts, fmt.Sprintf("%s in flight at lame-duck, %d finished, %d cut", count(n[1], what), n[2], n[3]))
-	}
-	add(s.hasReqs, s.reqs, "request")
-	add(false, s.hij, "hijacked connection")
-	add(s.hasIt, s.items, "item")
-	if len(parts) == 0 {
-		add(s.hasConns, s.conns, "connection")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -213,19 +225,23 @@ func (s *serverWork) summary(stopped bool) string {
 // `"api" still had 3 requests on 2 connections`; "" when nothing did.
 func (s *serverWork) held() string {
 	var parts []string
-	switch r, c := s.reqs[4], s.conns[4]; {
+	switch r, c := s.get("requests")[4], s.get("connections")[4]; {
 	case r > 0 && c > 0:
-		parts = append(parts, fmt.Sprintf("%s on %s", count(r, "request"), count(c, "connection")))
+		parts = append(parts, fmt.Sprintf("%s on %s", count(r, "requests"), count(c, "connections")))
 	case r > 0:
-		parts = append(parts, count(r, "request"))
+		parts = append(parts, count(r, "requests"))
 	case c > 0:
-		parts = append(parts, count(c, "open connection"))
+		parts = append(parts, count(c, "open connections"))
 	}
-	if n := s.hij[4]; n > 0 {
-		parts = append(parts, count(n, "hijacked connection"))
-	}
-	if n := s.items[4]; n > 0 {
-		parts = append(parts, count(n, "item")+" in handle")
+	for _, kind := range s.kinds {
+		n := s.get(kind)[4]
+		switch {
+		case n == 0 || kind == "requests" || kind == "connections":
+		case kind == "items":
+			parts = append(parts, count(n, kind)+" in handle")
+		default:
+			parts = append(parts, count(n, kind))
+		}
 	}
 	if len(parts) == 0 {
 		return ""
@@ -244,10 +260,10 @@ func (rep Report) heldText() string {
 	return strings.Join(parts, "; ")
 }
 
-// count writes n things, "1 request" or "3 requests".
-func count(n int, thing string) string {
+// count writes n of a kind given in the plural: "1 request", "3 requests".
+func count(n int, kind string) string {
 	if n == 1 {
-		return "1 " + thing
+		return "1 " + strings.TrimSuffix(kind, "s")
 	}
-	return fmt.Sprintf("%d %ss", n, thing)
+	return fmt.Sprintf("%d %s", n, kind)
 }

@@ -30,13 +30,38 @@ type workCounter interface {
 	countWork(add func(workRow))
 }
 
+// workReporter is a Server of another package that keeps books of its
+// work, as the Report's documentation describes; lameduckgrpc's is one.
+type workReporter interface {
+	ReportWork(add func(kind, protocol string, inFlight, done, cut int))
+}
+
 // countWork returns svr's books, if it keeps any.
 func countWork(svr Server) []workRow {
 	var rows []workRow
-	if c, ok := svr.(workCounter); ok {
-		c.countWork(func(w workRow) { rows = append(rows, w) })
+	add := func(w workRow) { rows = append(rows, w) }
+	switch c := svr.(type) {
+	case workCounter:
+		c.countWork(add)
+	case workReporter:
+		reportWork(c, add)
 	}
 	return rows
+}
+
+// reportWork asks r for its books, row by row.
+func reportWork(r workReporter, add func(workRow)) {
+	r.ReportWork(func(kind, protocol string, inFlight, done, cut int) {
+		add(workRow{kind: kind, proto: protocol, inFlight: inFlight, done: done, cut: cut})
+	})
+}
+
+// countWork passes the question on to the gRPC server it bounds, when that
+// keeps books (lameduckgrpc's streams do).
+func (g *grpcServer) countWork(add func(workRow)) {
+	if r, ok := g.s.(workReporter); ok {
+		reportWork(r, add)
+	}
 }
 
 // countWork passes the question on to the members, each row named by the
@@ -47,27 +72,23 @@ func (g *group) countWork(add func(workRow)) {
 		if name == "" {
 			name = fmt.Sprintf("server %d", i) // numbered as in errors: "Group: server 0"
 		}
-		if c, ok := m.(workCounter); ok {
-			c.countWork(func(w workRow) {
-				if w.server != "" {
-					w.server = name + "/" + w.server
-				} else {
-					w.server = name
-				}
-				add(w)
-			})
+		for _, w := range countWork(m) {
+			if w.server != "" {
+				w.server = name + "/" + w.server
+			} else {
+				w.server = name
+			}
+			add(w)
 		}
 	}
 }
 
 func (n *namedServer) countWork(add func(workRow)) {
-	if c, ok := n.Server.(workCounter); ok {
-		c.countWork(func(w workRow) {
-			if w.server == "" {
-				w.server = n.name
-			}
-			add(w)
-		})
+	for _, w := range countWork(n.Server) {
+		if w.server == "" {
+			w.server = n.name
+		}
+		add(w)
 	}
 }
 

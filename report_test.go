@@ -59,7 +59,7 @@ func startReportRun(t *testing.T, svr Server, period time.Duration) (*Runner, co
 // clientFor returns a client that speaks HTTP/1, or h2c with prior
 // knowledge, and never reuses another client's connection.
 func clientFor(h2c bool) *http.Client {
-	tr := &http.Transport{}
+	tr := &http.Transport{MaxConnsPerHost: 1} // HTTP/2: one connection, not a dial race's two
 	if h2c {
 		tr.Protocols = new(http.Protocols)
 		tr.Protocols.SetUnencryptedHTTP2(true)

@@ -53,6 +53,15 @@ func (s *Streams) FromGRPC(srv lameduck.GRPCServer, ln net.Listener) lameduck.Se
 	return svr
 }
 
+// ReportWork gives the lameduck Runner's stop report the streams' books:
+// streams open now, streams that ended (by their handler, or by the
+// interceptor once their grace ran out: both were told to go), and
+// streams cancelled (by Close, or by a client that left).
+func (g *gate) ReportWork(add func(kind, protocol string, inFlight, done, cut int)) {
+	c := g.streams.Counts()
+	add("streams", "gRPC", c.Open, c.Ended+c.Cut, c.Cancelled)
+}
+
 // failing is a Server whose Serve returns err.
 func failing(err error) lameduck.Server {
 	return lameduck.ServerFuncs{ServeFunc: func(context.Context) error { return err }}

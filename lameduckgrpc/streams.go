@@ -40,7 +40,8 @@ type Streams struct {
 }
 
 // Counts says how the streams of a [Streams] have ended since the drain
-// began (Open apart). The stop report of the lameduck library will use them.
+// began (Open apart). The lameduck Runner's stop report reads them: its
+// rows of kind "streams", protocol "gRPC".
 type Counts struct {
 	Open      int // streams whose handler is still running
 	Ended     int // ended by their handler before their grace ran out
