@@ -96,7 +96,6 @@ type conn struct {
 	told       chan struct{} // with the spread: closed when its handlers are told of the drain (see spread.go)
 	tellTimer  *time.Timer   // with the spread: closes told at the connection's moment
 	wasTold    bool          // told is closed
-	answered   bool          // HTTP/1: its last request was answered during the drain (see cutOpen)
 	cutByClose bool          // Close booked it as cut (see counts.go)
 }
 
