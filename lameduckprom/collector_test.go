@@ -95,13 +95,13 @@ func serve(t *testing.T, svr lameduck.Server, addr func() net.Addr, hook func(*s
 	return s
 }
 
-// get sends n GET requests to path at once and returns a channel that gets
-// each one's body, or its error.
-func (s *served) get(n int, path string) <-chan string {
+// get sends n GET requests to url at once and returns a channel that gets
+// each one's status and body, or its error.
+func (s *served) get(n int, url string) <-chan string {
 	out := make(chan string, n)
 	for range n {
 		go func() {
-			resp, err := s.client.Get(s.url + path)
+			resp, err := s.client.Get(url)
 			if err != nil {
 				out <- err.Error()
 				return
@@ -219,7 +219,7 @@ func TestThroughAStop(t *testing.T) {
 			"lameduck_stop_finished", "lameduck_stop_phase_duration_seconds")
 	}, lameduck.Period(30*time.Second))
 
-	replies := s.get(3, "/")
+	replies := s.get(3, s.url)
 	for range 3 {
 		<-hold.entered
 	}
@@ -327,7 +327,7 @@ func TestExpiredStop(t *testing.T) {
 	hold := newHolder(t)
 	h := lameduck.FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: hold})
 	s := serve(t, h, h.Addr, nil, lameduck.Period(50*time.Millisecond))
-	replies := s.get(2, "/")
+	replies := s.get(2, s.url)
 	for range 2 {
 		<-hold.entered
 	}
@@ -396,7 +396,7 @@ func TestGroupMembers(t *testing.T) {
 	})
 	s := serve(t, lameduck.Group(lameduck.Member("jobs", w), lameduck.Member("api", h)), h.Addr, nil,
 		lameduck.Period(30*time.Second))
-	replies := s.get(1, "/")
+	replies := s.get(1, s.url)
 	<-hold.entered
 	jobs <- 1
 	<-handling
@@ -464,5 +464,32 @@ func TestNilRunner(t *testing.T) {
 	got := gatherValues(t, reg)
 	if got[`lameduck_state{state="not_started"}`] != 1 || len(got) != len(states)+len(outcomes)+1 {
 		t.Errorf("a nil Runner's scrape: %v", got)
+	}
+}
+
+// TestSameNameTwice gives two Group members one name: their rows are added
+// up, since a registry refuses a scrape that has one series twice.
+func TestSameNameTwice(t *testing.T) {
+	hold := newHolder(t)
+	a := lameduck.FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: hold})
+	b := lameduck.FromHTTP(&http.Server{Addr: "127.0.0.1:0", Handler: hold})
+	s := serve(t, lameduck.Group(lameduck.Member("api", a), lameduck.Member("api", b)), a.Addr, nil,
+		lameduck.Period(30*time.Second))
+	replies := s.get(1, s.url)
+	replies2 := s.get(1, "http://"+b.Addr().String())
+	<-hold.entered
+	<-hold.entered
+	s.compare(t, `
+		lameduck_in_flight{kind="requests",protocol="HTTP/1",server="api"} 2
+		lameduck_in_flight{kind="requests",protocol="HTTP/2",server="api"} 0
+		lameduck_in_flight{kind="connections",protocol="HTTP/1",server="api"} 2
+		lameduck_in_flight{kind="connections",protocol="HTTP/2",server="api"} 0
+		lameduck_in_flight{kind="connections",protocol="hijacked",server="api"} 0
+	`, "lameduck_in_flight")
+	hold.free()
+	for _, c := range []<-chan string{replies, replies2} {
+		if got := <-c; got != "200 released" {
+			t.Errorf("a held request got %q, want 200 released", got)
+		}
 	}
 }
