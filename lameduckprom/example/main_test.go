@@ -91,14 +91,21 @@ func TestScrapeDuringDrain(t *testing.T) {
 		}
 	}
 
-	// The example answers one scrape after Run has returned, then exits:
-	// the loop ends on that one.
+	// Run's last line is its report. The example must then wait with
+	// /metrics up until one scrape has read the final account, and exit
+	// only after it.
+	p.line(t, `msg="lameduck: stop report"`)
+	select {
+	case <-p.exited:
+		t.Fatal("the example exited before its final account was scraped")
+	default:
+	}
 	var seen []float64
 	end := scrapeUntil(t, metricsURL, "the stop's end", func(s scrape) bool {
 		seen = append(seen, s.value(inFlight))
 		return s.value(`lameduck_state{state="stopped"}`) == 1
 	})
-	t.Logf("requests in flight, scrape by scrape, after the uploads ended: %v", seen)
+	t.Logf("requests in flight, scrape by scrape, once Run had returned: %v", seen)
 	t.Logf("the scrape after Run returned:\n%s", end.text)
 	end.want(t, inFlight, 0)
 	end.want(t, `lameduck_stop_at_lame_duck{kind="requests",protocol="HTTP/1",server=""}`, n)
@@ -120,22 +127,28 @@ func TestScrapeDuringDrain(t *testing.T) {
 
 // proc is the example running as a child process.
 type proc struct {
-	cmd    *exec.Cmd
-	lines  chan string   // its standard output, line by line
-	stderr bytes.Buffer  // written by exec until exited is closed
+	cmd *exec.Cmd
+
+	mu      sync.Mutex
+	out     []string      // its standard output and error, line by line
+	changed chan struct{} // closed and replaced when a line comes
+
 	exited chan struct{} // closed once it has exited
 	code   int           // its exit status, once exited
 }
 
 // start runs bin with args. The process is killed when the test ends if
-// it is still running; its standard error is logged if the test failed.
+// it is still running; its output is logged if the test failed.
 func start(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), lines: make(chan string, 16), exited: make(chan struct{})}
+	p := &proc{cmd: exec.Command(bin, args...), changed: make(chan struct{}), exited: make(chan struct{})}
 	// The race detector sleeps a second at exit unless told not to.
 	p.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	p.cmd.Stderr = &p.stderr
-	out, err := p.cmd.StdoutPipe()
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,17 +156,10 @@ func start(t *testing.T, bin string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	var reading sync.WaitGroup
-	reading.Go(func() {
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			select {
-			case p.lines <- s.Text():
-			default: // nobody waits for more than the first lines
-			}
-		}
-	})
+	reading.Go(func() { p.read(stdout) })
+	reading.Go(func() { p.read(stderr) })
 	go func() {
-		reading.Wait() // the pipe must be read to its end before Wait
+		reading.Wait() // the pipes must be read to their end before Wait
 		_ = p.cmd.Wait()
 		p.code = p.cmd.ProcessState.ExitCode()
 		close(p.exited)
@@ -166,26 +172,45 @@ func start(t *testing.T, bin string, args ...string) *proc {
 			<-p.exited
 		}
 		if t.Failed() {
-			t.Logf("the example's standard error:\n%s", p.stderr.String())
+			t.Logf("the example's output:\n%s", strings.Join(p.out, "\n"))
 		}
 	})
 	return p
 }
 
-// line waits for the line of standard output that begins with prefix, and
-// returns the rest of it.
-func (p *proc) line(t *testing.T, prefix string) string {
+func (p *proc) read(r io.Reader) {
+	s := bufio.NewScanner(r)
+	s.Buffer(nil, 1<<20) // the stop report is one long line
+	for s.Scan() {
+		p.mu.Lock()
+		p.out = append(p.out, s.Text())
+		close(p.changed)
+		p.changed = make(chan struct{})
+		p.mu.Unlock()
+	}
+}
+
+// line waits for a line of output that contains substr, and returns what
+// follows substr in it.
+func (p *proc) line(t *testing.T, substr string) string {
 	t.Helper()
-	for {
-		select {
-		case l := <-p.lines:
-			if rest, ok := strings.CutPrefix(l, prefix); ok {
+	timeout := time.After(patience)
+	for i := 0; ; {
+		p.mu.Lock()
+		for ; i < len(p.out); i++ {
+			if _, rest, ok := strings.Cut(p.out[i], substr); ok {
+				p.mu.Unlock()
 				return rest
 			}
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-changed:
 		case <-p.exited:
-			t.Fatalf("the example exited before it printed %q", prefix)
-		case <-time.After(patience):
-			t.Fatalf("the example did not print %q", prefix)
+			t.Fatalf("the example exited before it wrote %q", substr)
+		case <-timeout:
+			t.Fatalf("the example did not write %q within %v", substr, patience)
 		}
 	}
 }
@@ -238,9 +263,13 @@ type scrape struct {
 	families map[string]*dto.MetricFamily
 }
 
+// scraper opens a new connection for every scrape, so that none is left
+// open for the example's metrics server to wait for or to close under us.
+var scraper = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // get scrapes url once.
 func get(url string) (scrape, error) {
-	resp, err := http.Get(url)
+	resp, err := scraper.Get(url)
 	if err != nil {
 		return scrape{}, err
 	}
