@@ -35,7 +35,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -69,7 +68,7 @@ func run(addr, metricsAddr string, period, linger time.Duration) int {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(lameduckprom.NewCollector(r))
-	final := &finalScrape{next: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), read: make(chan struct{})}
+	final := &finalScrape{next: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), runner: r, read: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", final)
 	metrics := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -83,7 +82,6 @@ func run(addr, metricsAddr string, period, linger time.Duration) int {
 	fmt.Printf("metrics on http://%s/metrics\n", ln.Addr())
 
 	err = r.Run(context.Background())
-	final.over.Store(true)
 
 	// Run no longer handles signals: one now ends the wait at once, rather
 	// than killing the process with the default action.
@@ -107,19 +105,24 @@ func run(addr, metricsAddr string, period, linger time.Duration) int {
 	return lameduck.ExitCode(err)
 }
 
-// finalScrape passes scrapes on to next, and closes read once a scrape that
-// began after Run had returned (so after over was set) has been answered.
+// finalScrape passes scrapes on to next, and closes read once it has
+// answered a scrape that began when the Runner had already stopped, and so
+// read the stop's final account.
 type finalScrape struct {
-	next http.Handler
-	over atomic.Bool
-	once sync.Once
-	read chan struct{}
+	next   http.Handler
+	runner *lameduck.Runner
+	once   sync.Once
+	read   chan struct{}
 }
 
 func (f *finalScrape) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	after := f.over.Load()
+	// The Runner's state turns stopped or failed only once the Report is
+	// complete, a moment before Run returns: a scrape that sees it reads the
+	// final account, even if Run has not returned yet.
+	s := f.runner.State()
+	over := s == lameduck.StateStopped || s == lameduck.StateFailed
 	f.next.ServeHTTP(w, r)
-	if after {
+	if over {
 		f.once.Do(func() { close(f.read) })
 	}
 }
