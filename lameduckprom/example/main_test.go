@@ -61,8 +61,9 @@ func TestScrapeDuringDrain(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	ld := scrapeUntil(t, metricsURL, "lame-duck mode", func(s scrape) bool {
-		return s.value(`lameduck_state{state="lame_duck"}`) == 1
+	// The drain is under way once Shutdown runs; the uploads hold it.
+	ld := scrapeUntil(t, metricsURL, "lame-duck mode with Shutdown running", func(s scrape) bool {
+		return s.value(`lameduck_state{state="lame_duck"}`) == 1 && s.value(`lameduck_stop_phase_running{phase="Shutdown"}`) == 1
 	})
 	t.Logf("a scrape during lame-duck mode:\n%s", ld.text)
 	ld.want(t, inFlight, n)
@@ -114,6 +115,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 	end.want(t, `lameduck_stop_held{kind="requests",protocol="HTTP/1",server=""}`, 0)
 	end.want(t, `lameduck_stop_outcome{outcome="clean"}`, 1)
 	end.want(t, `lameduck_stop_phase_failed{phase="Shutdown"}`, 0)
+	end.want(t, `lameduck_stop_phase_running{phase="Shutdown"}`, 0)
 
 	select {
 	case <-p.exited:
