@@ -11,7 +11,7 @@
 // Serve the registry from a server the Runner does not run, and stop that
 // server only once Run has returned (and, ideally, once it has been scraped
 // after that), so that the whole drain and its final account can be read.
-// The program in the example directory does so.
+// The program in the example directory does so (go run ./example).
 //
 // # Metrics
 //
