@@ -63,6 +63,9 @@ func Named[F ~func(context.Context) error](name string, step F) F {
 			return step(ctx)
 		}
 		outer := label.name.Swap(&name)
+		if outer == nil {
+			label.first.CompareAndSwap(nil, &name)
+		}
 		err := step(ctx)
 		if err == nil {
 			// Done and fine: the name of what runs around it (or failed

@@ -142,7 +142,7 @@ func ExampleWithSlog() {
 	// level=INFO msg="lameduck: serving"
 	// level=INFO msg="lameduck: entering lame-duck mode" trigger=context cause="context canceled" period=3s
 	// level=INFO msg="lameduck: drained"
-	// level=INFO msg="lameduck: stop report" report.state=stopped report.outcome=clean report.trigger=context report.cause="context canceled" report.period=3s report.phase1.name=Shutdown
+	// level=INFO msg="lameduck: stop report" report.state=stopped report.outcome=clean report.trigger=context report.cause="context canceled" report.period=3s report.phases.shutdown.name=Shutdown
 }
 
 func ExampleRunner_State() {

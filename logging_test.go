@@ -181,7 +181,7 @@ func TestWithSlog(t *testing.T) {
 			// The pre-shutdown steps' time apart from the drain's (rule 14).
 			"INFO lameduck: drained took=1.5s pre_shutdown=0s shutdown=1.5s",
 			"INFO lameduck: stop report report=[state=stopped outcome=clean trigger=signal cause=terminated began=2000-01-01 00:00:00 +0000 UTC period=3s took=1.5s" +
-				" phase1=[name=pre-shutdown step 1 of 1 took=0s error=no registry] phase2=[name=Shutdown took=1.5s]]",
+				" phases=[pre_shutdown_1=[name=pre-shutdown step 1 of 1 took=0s error=no registry] shutdown=[name=Shutdown took=1.5s]]]",
 		},
 	}, {
 		name:  "a context trigger and an expiry",
@@ -193,7 +193,7 @@ func TestWithSlog(t *testing.T) {
 			"WARN lameduck: lame-duck period expired period=3s stage=Shutdown",
 			"INFO lameduck: server closed",
 			"WARN lameduck: stop report report=[state=failed outcome=expired trigger=context cause=context canceled began=2000-01-01 00:00:00 +0000 UTC period=3s took=3s" +
-				" phase1=[name=Shutdown took=3s error=context deadline exceeded] phase2=[name=Close took=0s]]",
+				" phases=[shutdown=[name=Shutdown took=3s error=context deadline exceeded] close=[name=Close took=0s]]]",
 		},
 	}}
 	for _, c := range cases {

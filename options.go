@@ -133,16 +133,17 @@ func WithLogger(l Logger) Option {
 }
 
 // WithSlog sends the Runner's phases to l as structured records instead of
-// log lines. Each record's message is a template that names its attributes
-// in braces, the same for every run, such as "lameduck: drained in {took}
-// (pre-shutdown steps {pre_shutdown}, Shutdown {shutdown})"; the attributes
-// keep their types (durations are [slog.Duration], errors are errors), and
-// the attribute "text" holds the sentence filled in, with durations rounded
-// ("1.41s"), for handlers such as JSON's that write durations in
-// nanoseconds. Other attributes name what began lame-duck mode ("trigger":
-// signal, context or stop) and, for a failed step, its "step", "steps" and
-// "name". Failures and forced stops are at level Warn or Error. WithSlog
-// replaces the Logger; a nil l is an error.
+// log lines, in slog's own style: each message is a constant, the same for
+// every run, such as "lameduck: drained" or "lameduck: lame-duck period
+// expired", and the figures are attributes that keep their types
+// (durations are [slog.Duration], errors are errors): "took",
+// "pre_shutdown", "shutdown", "period", "stage", "error". Others name what
+// began lame-duck mode ("trigger": signal, context or stop; "signal";
+// "cause") and, for a failed step, its "step", "steps" and "name". The last
+// record is "lameduck: stop report", whose "report" attribute is the
+// [Report] as a group (see [Report.LogValue]). Failures and forced stops
+// are at level Warn or Error. WithSlog replaces the Logger; a nil l is an
+// error.
 func WithSlog(l *slog.Logger) Option {
 	return optionFunc(func(c *config) error {
 		if l == nil {

@@ -3,6 +3,7 @@ package lameduck
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,14 +27,20 @@ import (
 //
 // which calls add once per kind of work with what is in flight now and
 // how many have ended, and been cut, since the Server began (both only
-// grow); the Runner turns them into the rows below.
+// grow); the Runner turns them into the rows below. It is called on the
+// stop's path, so it must return at once: one that panics, or takes more
+// than 50 ms, is left out of that report.
+//
+// Report walks an HTTP server's open connections under the lock its
+// requests take (about 10 ns each): call it at a scrape's pace, not on
+// every request.
 type Report struct {
 	State   State         // where the Runner is (or was, when Run returned)
 	Trigger string        // what began lame-duck mode: "signal", "context" or "stop"; "" if nothing did
 	Cause   string        // the signal ("terminated"), the context's cause or the failure given to Stop
 	Began   time.Time     // when lame-duck mode began; zero if it has not
 	Period  time.Duration // the lame-duck period
-	Took    time.Duration // from Began to now, or to Run's return
+	Took    time.Duration // from Began to the end of the drain (Close included; the post-shutdown steps apart), or to now
 	// Outcome is how Run ends: "clean" (it returns nil), "failed" (a
 	// failure, or a Shutdown that failed), "expired" (the period ran out and
 	// Close was called) or "forced" (a second signal ended the period); ""
@@ -62,13 +69,17 @@ type Report struct {
 	//
 	// InFlight is what is in flight now. AtLameDuck is what was in flight
 	// when lame-duck mode began; Finished, what ended between then and
-	// Close; Cut, what Close cut short: handler calls still running,
+	// Close, work that arrived during the drain included (a request whose
+	// client hung up is finished too: its handler returned, and Close did
+	// not cut it); Cut, what Close cut short: handler calls still running,
 	// connections with a request or stream in flight (or taken over), items
 	// whose handler Close cancelled or that a ReleaseSource hook handed
 	// back too late to be handled. A response whose handler had returned is
 	// not cut by Close: what is queued in the kernel still reaches a client
 	// that reads it. Held is what was in flight when the period ran out:
-	// what held the drain.
+	// what held the drain (for connections, those with work in flight, not
+	// idle ones). A Server that stops itself at the deadline, as FromGRPC's
+	// Shutdown does, may already have ended some of it when the Runner looks.
 	Work []struct {
 		Server, Kind, Protocol string
 		InFlight, AtLameDuck   int
@@ -115,8 +126,14 @@ func (rep Report) String() string {
 	return b.String()
 }
 
-// LogValue gives the report to slog as a group of typed attributes: the
-// outcome, trigger, durations, then one group per phase and per work row.
+// LogValue gives the report to slog as a group of typed attributes whose
+// keys do not move when servers are added: the outcome, trigger and
+// durations; "phases", a group per phase keyed by its place
+// ("pre_shutdown_1", "shutdown", "close", "post_shutdown_1"), each with its
+// name, time and error; and "work", a group per server ("server" for a lone
+// one, else its name as in Work) holding a group per kind of work (such as
+// "requests_http1", "items") with its figures. Rows that are all zero are
+// left out.
 func (rep Report) LogValue() slog.Value {
 	attrs := []slog.Attr{slog.String("state", rep.State.String())}
 	if rep.Outcome != "" {
@@ -126,7 +143,8 @@ func (rep Report) LogValue() slog.Value {
 		attrs = append(attrs, slog.String("trigger", rep.Trigger), slog.String("cause", rep.Cause),
 			slog.Time("began", rep.Began), slog.Duration("period", rep.Period), slog.Duration("took", rep.Took))
 	}
-	for i, p := range rep.Phases {
+	var phases []any
+	for _, p := range rep.Phases {
 		pa := []any{slog.String("name", p.Name), slog.Duration("took", p.Took)}
 		if p.Err != nil {
 			pa = append(pa, slog.Any("error", p.Err))
@@ -134,15 +152,56 @@ func (rep Report) LogValue() slog.Value {
 		if p.Running {
 			pa = append(pa, slog.Bool("running", true))
 		}
-		attrs = append(attrs, slog.Group(fmt.Sprintf("phase%d", i+1), pa...))
+		phases = append(phases, slog.Group(phaseKey(p.Name), pa...))
 	}
-	for i, w := range rep.Work {
-		attrs = append(attrs, slog.Group(fmt.Sprintf("work%d", i+1),
-			slog.String("server", w.Server), slog.String("kind", w.Kind), slog.String("protocol", w.Protocol),
+	if len(phases) > 0 {
+		attrs = append(attrs, slog.Group("phases", phases...))
+	}
+	var servers []any
+	byServer := map[string][]any{}
+	for _, w := range rep.Work {
+		if w.InFlight == 0 && w.AtLameDuck == 0 && w.Finished == 0 && w.Cut == 0 && w.Held == 0 {
+			continue
+		}
+		name := w.Server
+		if name == "" {
+			name = "server"
+		}
+		if _, seen := byServer[name]; !seen {
+			servers = append(servers, name)
+		}
+		byServer[name] = append(byServer[name], slog.Group(workAttrKey(w.Kind, w.Protocol),
 			slog.Int("in_flight", w.InFlight), slog.Int("at_lame_duck", w.AtLameDuck),
 			slog.Int("finished", w.Finished), slog.Int("cut", w.Cut), slog.Int("held", w.Held)))
 	}
+	var work []any
+	for _, name := range servers {
+		work = append(work, slog.Group(name.(string), byServer[name.(string)]...))
+	}
+	if len(work) > 0 {
+		attrs = append(attrs, slog.Group("work", work...))
+	}
 	return slog.GroupValue(attrs...)
+}
+
+// phaseKey is a phase's key in LogValue: "shutdown", "close",
+// "pre_shutdown_2", "post_shutdown_1".
+func phaseKey(name string) string {
+	var kind string
+	var n int
+	if _, err := fmt.Sscanf(name, "%s step %d", &kind, &n); err == nil {
+		return strings.ReplaceAll(kind, "-", "_") + "_" + strconv.Itoa(n)
+	}
+	return strings.ToLower(name)
+}
+
+// workAttrKey is a kind of work's key in LogValue: "requests_http1", "items".
+func workAttrKey(kind, protocol string) string {
+	key := strings.ToLower(kind)
+	if protocol != "" {
+		key += "_" + strings.ToLower(strings.ReplaceAll(protocol, "/", ""))
+	}
+	return strings.ReplaceAll(key, " ", "_")
 }
 
 // serverWork is a report's work rows of one server, summed by kind:

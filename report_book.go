@@ -18,6 +18,7 @@ import (
 type workRow struct {
 	server, kind, proto string
 	inFlight, done, cut int
+	holding             int // of inFlight, what holds the drain up (not idle connections)
 }
 
 type workKey struct{ server, kind, proto string }
@@ -49,12 +50,54 @@ func countWork(svr Server) []workRow {
 	return rows
 }
 
-// reportWork asks r for its books, row by row.
+// reportWork asks r, code of another package, for its books. It is
+// called on the stop's path (at the trigger, at the end of the period), so
+// a ReportWork that panics or takes longer than reportWait is left out
+// rather than allowed to stretch the period or end the process; one that
+// never returns keeps only its own goroutine. Its rows are cleaned up:
+// counts below zero are zero, an empty kind is "work", and rows of the
+// same kind and protocol are added together.
 func reportWork(r workReporter, add func(workRow)) {
-	r.ReportWork(func(kind, protocol string, inFlight, done, cut int) {
-		add(workRow{kind: kind, proto: protocol, inFlight: inFlight, done: done, cut: cut})
-	})
+	got := make(chan []workRow, 1)
+	go func() {
+		var rows []workRow
+		defer func() {
+			if recover() != nil {
+				rows = nil
+			}
+			got <- rows
+		}()
+		r.ReportWork(func(kind, protocol string, inFlight, done, cut int) {
+			if kind == "" {
+				kind = "work"
+			}
+			w := workRow{kind: kind, proto: protocol, inFlight: max(inFlight, 0), done: max(done, 0), cut: max(cut, 0)}
+			w.holding = w.inFlight
+			for i := range rows {
+				if rows[i].key() == w.key() {
+					rows[i].inFlight += w.inFlight
+					rows[i].holding += w.holding
+					rows[i].done += w.done
+					rows[i].cut += w.cut
+					return
+				}
+			}
+			rows = append(rows, w)
+		})
+	}()
+	wait := time.NewTimer(reportWait)
+	defer wait.Stop()
+	select {
+	case rows := <-got:
+		for _, w := range rows {
+			add(w)
+		}
+	case <-wait.C:
+	}
 }
+
+// reportWait bounds a ReportWork method.
+const reportWait = 50 * time.Millisecond
 
 // countWork passes the question on to the gRPC server it bounds, when that
 // keeps books (lameduckgrpc's streams do).
@@ -97,10 +140,10 @@ func (h *HTTPServer) countWork(add func(workRow)) {
 	c := h.tracker.Counts()
 	protos := []string{httpdrain.HTTP1: "HTTP/1", httpdrain.HTTP2: "HTTP/2", httpdrain.Taken: "hijacked"}
 	for p, n := range c.Requests {
-		add(workRow{kind: "requests", proto: protos[p], inFlight: n.InFlight, done: n.Done, cut: n.Cut})
+		add(workRow{kind: "requests", proto: protos[p], inFlight: n.InFlight, holding: n.Holding, done: n.Done, cut: n.Cut})
 	}
 	for p, n := range c.Conns {
-		add(workRow{kind: "connections", proto: protos[p], inFlight: n.InFlight, done: n.Done, cut: n.Cut})
+		add(workRow{kind: "connections", proto: protos[p], inFlight: n.InFlight, holding: n.Holding, done: n.Done, cut: n.Cut})
 	}
 }
 
@@ -152,6 +195,7 @@ type book struct {
 	mu              sync.Mutex
 	trigger, cause  string
 	began, returned time.Time
+	ended           time.Time // the drain (and Close) was over: the post-shutdown steps are not the stop's Took
 	outcome         string
 	phases          []*phaseRec
 	base            map[workKey]workRow // the books when lame-duck mode began
@@ -218,6 +262,9 @@ func (ru *run) noteOutcome(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.outcome = outcome
+	if b.ended.IsZero() {
+		b.ended = time.Now()
+	}
 }
 
 // noteReturn writes down when Run returned: Took stops there.
@@ -247,8 +294,8 @@ func (r *Runner) Report() Report {
 	rep.Trigger, rep.Cause, rep.Began, rep.Outcome = b.trigger, b.cause, b.began, b.outcome
 	if !b.began.IsZero() {
 		end := now
-		if !b.returned.IsZero() {
-			end = b.returned
+		if !b.ended.IsZero() {
+			end = b.ended
 		}
 		rep.Took = end.Sub(b.began)
 	}
@@ -278,7 +325,7 @@ func (r *Runner) Report() Report {
 			row.AtLameDuck = base.inFlight
 			row.Finished = max(w.done-base.done, 0)
 			row.Cut = w.cut - base.cut
-			row.Held = b.held[w.key()].inFlight
+			row.Held = b.held[w.key()].holding
 		}
 		rep.Work = append(rep.Work, row)
 	}
@@ -294,6 +341,7 @@ func (w *Worker[T]) countWork(add func(workRow)) {
 	if loop != nil {
 		c := loop.Counts()
 		row.inFlight, row.done, row.cut = c.InHandle, c.Handled, c.Cut
+		row.holding = c.InHandle
 	}
 	add(row)
 }

@@ -38,9 +38,9 @@ func (h *heldServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // startReportRun runs svr under a Runner with period and no signals, and
 // returns the Runner, a function that triggers lame-duck mode and a
 // channel that yields Run's error.
-func startReportRun(t *testing.T, svr Server, period time.Duration) (*Runner, context.CancelFunc, <-chan error) {
+func startReportRun(t *testing.T, svr Server, period time.Duration, opts ...Option) (*Runner, context.CancelFunc, <-chan error) {
 	t.Helper()
-	r, err := NewRunner(svr, Period(period), Signals(), WithoutLogger())
+	r, err := NewRunner(svr, append([]Option{Period(period), Signals(), WithoutLogger()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,3 +66,7 @@ func (r *Runner) LameDuck() <-chan struct{} {
 	}
 	return r.lameDuck
 }
+
+// MarshalText writes the state as String does, so that a [Report] encoded
+// as JSON says "lame duck" rather than 2.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -23,7 +23,10 @@ type stepList struct {
 type stepLabelKey struct{}
 
 // stepLabel is where a [Named] step writes its name while it runs.
-type stepLabel struct{ name atomic.Pointer[string] }
+type stepLabel struct {
+	name  atomic.Pointer[string]
+	first atomic.Pointer[string] // the first name given to the step as a whole, kept for the Report
+}
 
 func (l *stepLabel) get() string {
 	if l == nil {
@@ -47,7 +50,7 @@ func (s *stepList) run(ctx context.Context, ru *run) error {
 		s.label.Store(label)
 		s.at.Store(int32(i))
 		stepCtx := context.WithValue(ctx, stepLabelKey{}, label)
-		err := ru.timed(func() string { return s.describe(i, label) }, func() error {
+		err := ru.timed(func() string { return s.reportName(i, label) }, func() error {
 			return ru.guard(s.position(i), func() error { return step(stepCtx) })
 		})
 		// A step that gave up because the period ended (or a signal ended
@@ -86,6 +89,18 @@ func (s *stepList) describe(i int, label *stepLabel) string {
 
 // current describes the step running now, or returns "" once the steps
 // are over.
+// reportName names step i for the Report: by the name it runs under now,
+// or, once it has returned fine (and Named has put back the name around
+// it), by the first name it was given.
+func (s *stepList) reportName(i int, label *stepLabel) string {
+	if label.get() == "" {
+		if first := label.first.Load(); first != nil {
+			return fmt.Sprintf("%s (%s)", s.position(i), *first)
+		}
+	}
+	return s.describe(i, label)
+}
+
 func (s *stepList) current() string {
 	i := int(s.at.Load())
 	if i >= len(s.list) {

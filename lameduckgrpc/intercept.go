@@ -107,6 +107,7 @@ func (s *Streams) finish(st *stream, parent context.Context) (goingAway bool) {
 			// the grace had cancelled its context before (found by an
 			// outside review: 20 streams counted Cut on an expired run).
 			s.counts.Cancelled++
+			s.closedByStop++
 		case st.cut:
 			s.counts.Cut++
 		case gone:

@@ -54,12 +54,17 @@ func (s *Streams) FromGRPC(srv lameduck.GRPCServer, ln net.Listener) lameduck.Se
 }
 
 // ReportWork gives the lameduck Runner's stop report the streams' books:
-// streams open now, streams that ended (by their handler, or by the
-// interceptor once their grace ran out: both were told to go), and
-// streams cancelled (by Close, or by a client that left).
+// streams open now, streams that ended during the drain (by their
+// handler, by the interceptor once their grace ran out, or by their
+// client: as for an HTTP request whose client left, Close did not cut
+// them), and streams that Close ended.
 func (g *gate) ReportWork(add func(kind, protocol string, inFlight, done, cut int)) {
-	c := g.streams.Counts()
-	add("streams", "gRPC", c.Open, c.Ended+c.Cut, c.Cancelled)
+	s := g.streams
+	s.mu.Lock()
+	open, cut := len(s.open), s.closedByStop
+	done := s.counts.Ended + s.counts.Cut + s.counts.Cancelled - cut
+	s.mu.Unlock()
+	add("streams", "gRPC", open, done, cut)
 }
 
 // failing is a Server whose Serve returns err.

@@ -37,6 +37,9 @@ type Streams struct {
 	seq      uint64
 	open     map[*stream]struct{}
 	counts   Counts
+	// closedByStop counts the Cancelled streams that Close ended (the
+	// rest: their clients left), for the stop report.
+	closedByStop int
 }
 
 // Counts says how the streams of a [Streams] have ended since the drain

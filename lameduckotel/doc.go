@@ -29,11 +29,16 @@
 //   - lameduck.connections.in_flight (UpDownCounter, "{connection}")
 //   - lameduck.items.in_flight (UpDownCounter, "{item}"): handle calls of a
 //     [lameduck.FromWorker] Worker.
+//   - lameduck.streams.in_flight (UpDownCounter, "{stream}"): gRPC streams
+//     of a server drained by lameduckgrpc.
+//
+// Other kinds of work, which a Server of your own may report, are not
+// exported (Prometheus' collector, whose kind is a label, has them).
 //
 // The last stop, with the same series again. Each count is 0 until
 // lame-duck mode begins, follows the drain as it goes, and once Run has
-// returned is the stop's final account. KIND is requests, connections or
-// items, with the unit above:
+// returned is the stop's final account. KIND is requests, connections,
+// items or streams, with the unit above:
 //
 //   - lameduck.stop.KIND.at_lame_duck (UpDownCounter): in flight when
 //     lame-duck mode began.

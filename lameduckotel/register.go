@@ -27,6 +27,7 @@ var kinds = []struct{ name, unit, noun string }{
 	{"requests", "{request}", "HTTP requests"},
 	{"connections", "{connection}", "HTTP connections"},
 	{"items", "{item}", "Worker items"},
+	{"streams", "{stream}", "gRPC streams (lameduckgrpc)"},
 }
 
 // The figures of a work row, in the order of figures below.

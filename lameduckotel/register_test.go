@@ -442,3 +442,27 @@ func TestRegisterNil(t *testing.T) {
 		t.Error("Register(meter, nil) succeeded")
 	}
 }
+
+// streamServer is a Server of its own that reports gRPC-like streams
+// through ReportWork, as lameduckgrpc's does.
+type streamServer struct{ stop chan struct{} }
+
+func (s streamServer) Serve(context.Context) error    { <-s.stop; return nil }
+func (s streamServer) Shutdown(context.Context) error { close(s.stop); return nil }
+func (s streamServer) Close() error                   { return nil }
+func (s streamServer) ReportWork(add func(kind, protocol string, inFlight, done, cut int)) {
+	add("streams", "gRPC", 4, 0, 0)
+}
+
+// TestStreams: streams a Server reports are exported with their own unit.
+func TestStreams(t *testing.T) {
+	r, reader := setup(t, lameduck.Member("feed", streamServer{stop: make(chan struct{})}), time.Second)
+	start(t, r)
+	rm := collect(t, reader)
+	if got := count(t, rm, "lameduck.streams.in_flight", attribute.String("lameduck.server", "feed"), attribute.String("lameduck.protocol", "gRPC")); got != 4 {
+		t.Errorf("streams in flight = %d, want 4", got)
+	}
+	if m, _ := find(rm, "lameduck.streams.in_flight"); m.Unit != "{stream}" {
+		t.Errorf("unit %q, want {stream}", m.Unit)
+	}
+}

@@ -16,9 +16,11 @@ const (
 	Taken = 2 // taken over by a handler (hijacked) or registered with Track
 )
 
-// Count is one line of the books. InFlight is how many are in flight now;
-// Done and Cut only grow: how many have ended, and how many Close cut.
-type Count struct{ InFlight, Done, Cut int }
+// Count is one line of the books. InFlight is how many are in flight now,
+// Holding how many of those hold the drain up (for connections: not the
+// idle ones); Done and Cut only grow: how many have ended, and how many
+// Close cut.
+type Count struct{ InFlight, Holding, Done, Cut int }
 
 // Counts is a snapshot of the Tracker's books.
 type Counts struct {
@@ -42,18 +44,24 @@ func (t *Tracker) Counts() Counts {
 	defer t.mu.Unlock()
 	var c Counts
 	for p := range c.Requests {
-		c.Requests[p] = Count{InFlight: t.books.running[p], Done: t.books.answered[p], Cut: t.books.reqCut[p]}
+		n := t.books.running[p]
+		c.Requests[p] = Count{InFlight: n, Holding: n, Done: t.books.answered[p], Cut: t.books.reqCut[p]}
 	}
 	for k := range c.Conns {
 		c.Conns[k] = Count{Done: t.books.connDone[k], Cut: t.books.connCut[k]}
 	}
 	for cn := range t.conns {
 		if !cn.cutByClose {
-			c.Conns[cn.kind()].InFlight++
+			k := cn.kind()
+			c.Conns[k].InFlight++
+			if cn.holds() {
+				c.Conns[k].Holding++
+			}
 		}
 	}
 	if !t.books.cut {
 		c.Conns[Taken].InFlight += len(t.tracked)
+		c.Conns[Taken].Holding += len(t.tracked)
 	}
 	return c
 }
@@ -87,21 +95,29 @@ func (t *Tracker) closedOK(c *conn) {
 
 // cutOpen books what Close cuts: the handler calls still running, and
 // the connections that hold work (a request in flight, HTTP/2 streams, a
-// taken-over connection). A connection with no request in flight is not
-// cut, even if its client has not yet read all it was sent: closing it
-// leaves what is queued to the kernel, which still delivers it (the
+// taken-over connection). An HTTP/1 connection with no request in flight
+// is not cut, even if its client has not yet read all it was sent: closing
+// it leaves what is queued to the kernel, which still delivers it (the
 // delivery oracle's stalled readers get their whole responses after Run
-// returns).
+// returns). An HTTP/2 connection that still owes its client bytes is: its
+// client answers what it reads with WINDOW_UPDATE frames, which a closed
+// socket answers with a reset that throws the rest away.
 func (t *Tracker) cutOpen() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.books.cut {
+		t.mu.Unlock()
 		return
 	}
+	var h2 []*conn
+	lingering := map[*conn]bool{}
 	for c := range t.conns {
-		if c.hijacked || c.state == http.StateActive {
+		switch {
+		case c.hijacked || c.state == http.StateActive:
 			c.cutByClose = true
 			t.books.connCut[c.kind()]++
+		case c.kind() == HTTP2:
+			h2 = append(h2, c)
+			lingering[c] = c.lingering
 		}
 	}
 	for p, n := range t.books.running {
@@ -109,4 +125,34 @@ func (t *Tracker) cutOpen() {
 	}
 	t.books.connCut[Taken] += len(t.tracked)
 	t.books.cut = true
+	t.mu.Unlock()
+
+	var owing []*conn
+	for _, c := range h2 {
+		if owesBytes(c, lingering[c]) {
+			owing = append(owing, c)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range owing {
+		if _, open := t.conns[c]; open && !c.cutByClose {
+			c.cutByClose = true
+			t.books.connCut[HTTP2]++
+		}
+	}
+}
+
+// owesBytes reports whether c has written bytes its client has not
+// acknowledged (the FIN of a gentle close apart). Where the kernel cannot
+// tell, a connection being closed gently is taken to owe them.
+func owesBytes(c *conn, lingering bool) bool {
+	n, ok := unacked(c.Conn)
+	switch {
+	case !ok:
+		return lingering
+	case lingering:
+		return n > 1
+	}
+	return n > 0
 }

@@ -32,6 +32,14 @@ func (t *Tracker) Install(ctx context.Context, useTLS bool) {
 		p := t.enter(w, r)
 		defer t.leave(p)
 		inner.ServeHTTP(w, r)
+		if t.closing.Load() {
+			// Close has begun: the handler returned because its context
+			// ended, or only just finished. net/http would now complete
+			// its response, a well-formed 200 with what little it wrote
+			// (often nothing), which the client would take for the whole.
+			// Abort it: the client sees the connection end instead.
+			panic(http.ErrAbortHandler)
+		}
 	})
 
 	base := t.srv.BaseContext

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,7 +58,8 @@ type Tracker struct {
 	warned     bool                  // the x/net h2c warning has been logged
 	h2c        bool                  // net/http serves HTTP/2 in clear text (srv.Protocols); set by Install before the port opens
 	userHook   func(net.Conn, http.ConnState)
-	books      books // for the stop report (see counts.go)
+	books      books       // for the stop report (see counts.go)
+	closing    atomic.Bool // BeginClose has been called: responses are aborted (see Install)
 
 	// The spread (see spread.go): set by Spread before Install, then
 	// guarded by mu.
@@ -105,6 +107,7 @@ func (t *Tracker) BeginClose() {
 		return
 	}
 	t.stage = closed
+	t.closing.Store(true)
 	t.tellAll()
 	t.mu.Unlock()
 	// The books say what Close cuts as it stands now, before net/http's

@@ -11,13 +11,13 @@ import "sync/atomic"
 type Counts struct {
 	InHandle int // items whose handler is running
 	Handled  int // items whose handler returned before Close
-	Cut      int // items whose handler Close cancelled, and released items never handled
+	Cut      int // items whose handler failed once Close had begun, and released items never handled
 }
 
 // slotBook is one slot's count.
 type slotBook struct {
 	seq atomic.Uint64 // odd while the slot is in handle; each item adds 2
-	cut atomic.Uint64 // items whose handler returned after Close
+	cut atomic.Uint64 // items whose handler failed after Close
 	_   [48]byte
 }
 
@@ -54,11 +54,13 @@ func (s *Loop[T]) Counts() Counts {
 // was cut short. Cancel says so too.
 func (s *Loop[T]) Cutting() { s.books.cancelled.Store(true) }
 
-// began and ended bracket a handler call in the slot's book.
+// began and ended bracket a handler call in the slot's book. failed says
+// the handler returned an error (or panicked): after Close, that is an item
+// Close cut short; one that returned nil did its work, Close or not.
 func (l *slot[T]) began() { l.book.seq.Add(1) }
 
-func (l *slot[T]) ended() {
-	if l.s.books.cancelled.Load() {
+func (l *slot[T]) ended(failed bool) {
+	if failed && l.s.books.cancelled.Load() {
 		l.book.cut.Add(1)
 	}
 	l.book.seq.Add(1)

@@ -164,7 +164,7 @@ func (l *slot[T]) run() {
 		l.at = inHandle
 		l.began()
 		err := s.cfg.Handle(s.handleCtx, item)
-		l.ended()
+		l.ended(err != nil)
 		if err != nil {
 			l.at = inWorker
 			err = s.handleFailed(item, err, false)
@@ -190,7 +190,7 @@ func (l *slot[T]) recovered(p any, item T) {
 		l.nextBroke(s.cfg.Recovered("next", p), l.inDrain)
 		l.endTurn()
 	case inHandle:
-		l.ended()
+		l.ended(true)
 		err := s.handleFailed(item, s.cfg.Recovered("handle", p), true)
 		if s.cfg.Settle != nil {
 			s.settleItem(item, err)
