@@ -21,10 +21,12 @@ type GRPCServer interface {
 // Shutdown calls GracefulStop, which refuses new connections, tells clients
 // to go elsewhere (HTTP/2 GOAWAY) and waits for the RPCs in flight; Shutdown
 // returns nil once they have all finished. GracefulStop has no deadline of
-// its own, so Shutdown supplies one: when ctx ends first, Shutdown calls
-// Stop, which closes every connection and cancels the context of every
-// handler still running, and returns ctx's error as soon as Stop has
-// returned, without waiting for those handlers. Close calls Stop.
+// its own, so Shutdown supplies one: when ctx ends first, Shutdown returns
+// ctx's error at once, leaving the RPCs still in flight to Close, as
+// net/http's Shutdown does. Close calls Stop, which closes every connection
+// and cancels the context of every handler still running. (A Runner calls
+// Close as soon as the period ends, once its stop report has counted what
+// was still in flight.)
 //
 // A handler that ignores its context keeps running after Stop, and so after
 // Run has returned, exactly as it would under gRPC alone: its client has
@@ -122,10 +124,9 @@ func (g *grpcServer) Shutdown(ctx context.Context) error {
 	case <-graceful:
 		return nil
 	case <-ctx.Done():
-		// Stop closes the connections, so once it returns no RPC can
-		// complete; waiting for GracefulStop as well would wait on
-		// handlers that never look at their context, past the period.
-		g.s.Stop()
+		// What is still running is Close's to end (Stop), as with any
+		// Server: a Runner calls it next, once it has seen what held the
+		// drain (its stop report counts the streams still open).
 		return ctx.Err()
 	}
 }

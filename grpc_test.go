@@ -198,16 +198,16 @@ func TestFromGRPC(t *testing.T) {
 		rpc:  rpcFinishes, rpcFor: 2 * time.Second, period: 10 * time.Second,
 		wantElapsed: 2 * time.Second, wantCalls: []string{"Serve", "GracefulStop"},
 	}, {
-		name: "an RPC that outlasts the period: Stop at the deadline, and the period expired",
+		name: "an RPC that outlasts the period: Stop by Close at the deadline, and the period expired",
 		rpc:  rpcHeedsCtx, period: 3 * time.Second,
 		wantErr: &LameDuckError{Expired: true}, wantElapsed: 3 * time.Second,
-		// Shutdown calls Stop at its deadline; the Runner's Close calls it again.
-		wantCalls: []string{"Serve", "GracefulStop", "Stop", "Stop"},
+		// Shutdown returns at its deadline; the Runner's Close calls Stop.
+		wantCalls: []string{"Serve", "GracefulStop", "Stop"},
 	}, {
 		name: "a handler that ignores its context: Run still returns at the period, not a grace later",
 		rpc:  rpcIgnoresCtx, period: 3 * time.Second,
 		wantErr: &LameDuckError{Expired: true}, wantElapsed: 3 * time.Second,
-		wantCalls: []string{"Serve", "GracefulStop", "Stop", "Stop"},
+		wantCalls: []string{"Serve", "GracefulStop", "Stop"},
 	}, {
 		name:        "no RPC in flight: GracefulStop returns at once",
 		period:      10 * time.Second,
