@@ -74,12 +74,12 @@ type Report struct {
 	// not cut it); Cut, what Close cut short: handler calls still running,
 	// connections with a request or stream in flight (or taken over), items
 	// whose handler Close cancelled or that a ReleaseSource hook handed
-	// back too late to be handled. A response whose handler had returned is
-	// not cut by Close: what is queued in the kernel still reaches a client
-	// that reads it. Held is what was in flight when the period ran out:
-	// what held the drain (for connections, those with work in flight, not
-	// idle ones). A Server that stops itself at the deadline, as FromGRPC's
-	// Shutdown does, may already have ended some of it when the Runner looks.
+	// back too late to be handled. An HTTP/1 response whose handler had
+	// returned is not cut by Close: what is queued in the kernel still
+	// reaches a client that reads it. An HTTP/2 connection that still owed
+	// bytes is counted cut, though its client may hold them already. Held
+	// is what was in flight when the period ran out: what held the drain
+	// (for connections, those with work in flight, not idle ones).
 	Work []struct {
 		Server, Kind, Protocol string
 		InFlight, AtLameDuck   int
