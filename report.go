@@ -143,6 +143,17 @@ func (rep Report) LogValue() slog.Value {
 		attrs = append(attrs, slog.String("trigger", rep.Trigger), slog.String("cause", rep.Cause),
 			slog.Time("began", rep.Began), slog.Duration("period", rep.Period), slog.Duration("took", rep.Took))
 	}
+	if phases := rep.phaseAttrs(); len(phases) > 0 {
+		attrs = append(attrs, slog.Group("phases", phases...))
+	}
+	if work := rep.workAttrs(); len(work) > 0 {
+		attrs = append(attrs, slog.Group("work", work...))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// phaseAttrs is a group per phase, keyed by phaseKey.
+func (rep Report) phaseAttrs() []any {
 	var phases []any
 	for _, p := range rep.Phases {
 		pa := []any{slog.String("name", p.Name), slog.Duration("took", p.Took)}
@@ -154,10 +165,13 @@ func (rep Report) LogValue() slog.Value {
 		}
 		phases = append(phases, slog.Group(phaseKey(p.Name), pa...))
 	}
-	if len(phases) > 0 {
-		attrs = append(attrs, slog.Group("phases", phases...))
-	}
-	var servers []any
+	return phases
+}
+
+// workAttrs is a group per server holding a group per kind of work, all
+// zero rows left out.
+func (rep Report) workAttrs() []any {
+	var names []string
 	byServer := map[string][]any{}
 	for _, w := range rep.Work {
 		if w.InFlight == 0 && w.AtLameDuck == 0 && w.Finished == 0 && w.Cut == 0 && w.Held == 0 {
@@ -168,20 +182,17 @@ func (rep Report) LogValue() slog.Value {
 			name = "server"
 		}
 		if _, seen := byServer[name]; !seen {
-			servers = append(servers, name)
+			names = append(names, name)
 		}
 		byServer[name] = append(byServer[name], slog.Group(workAttrKey(w.Kind, w.Protocol),
 			slog.Int("in_flight", w.InFlight), slog.Int("at_lame_duck", w.AtLameDuck),
 			slog.Int("finished", w.Finished), slog.Int("cut", w.Cut), slog.Int("held", w.Held)))
 	}
 	var work []any
-	for _, name := range servers {
-		work = append(work, slog.Group(name.(string), byServer[name.(string)]...))
+	for _, name := range names {
+		work = append(work, slog.Group(name, byServer[name]...))
 	}
-	if len(work) > 0 {
-		attrs = append(attrs, slog.Group("work", work...))
-	}
-	return slog.GroupValue(attrs...)
+	return work
 }
 
 // phaseKey is a phase's key in LogValue: "shutdown", "close",
