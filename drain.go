@@ -14,7 +14,7 @@ func (ru *run) lameDuck(ctx context.Context, trig trigger) error {
 	start := ru.beginLameDuck(trig)
 	// The drain keeps Run's values but not its cancellation: a cancelled
 	// context would make Shutdown give up at once instead of draining.
-	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), ru.cfg.period)
+	drainCtx, cancelDrain := context.WithTimeout(withDrainNotes(context.WithoutCancel(ctx)), ru.cfg.period)
 	defer cancelDrain()
 	drain := ru.spawn("drain", func() error { return ru.drain(drainCtx, start) })
 

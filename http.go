@@ -285,6 +285,9 @@ func (h *HTTPServer) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if balancerStopped(ctx) {
+		h.tracker.BalancerStopped()
+	}
 	return h.tracker.Drain(ctx)
 }
 

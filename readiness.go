@@ -263,7 +263,8 @@ func (r *Readiness) FailUntilSeen(s Seen) func(context.Context) error {
 		for {
 			until := begin.Add(ceiling)
 			r.mu.Lock()
-			if seenAt, ok := r.seenAt(answers, checkers); ok {
+			seenAt, seen := r.seenAt(answers, checkers)
+			if seen {
 				// Margin after the count, within [begin+floor, begin+ceiling].
 				until = begin.Add(min(max(seenAt.Add(margin).Sub(begin), floor), ceiling))
 			}
@@ -275,11 +276,13 @@ func (r *Readiness) FailUntilSeen(s Seen) func(context.Context) error {
 
 			wait := time.Until(until)
 			if wait <= 0 {
+				noteBalancerStopped(ctx, seen)
 				return nil
 			}
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
+				noteBalancerStopped(ctx, seen)
 				return nil
 			case <-answered:
 				t.Stop()

@@ -138,7 +138,11 @@ func (t *Tracker) keepAlive(ctx context.Context) error {
 	if quiet == 0 {
 		quiet = t.pace.quiet()
 	}
+	stopped := t.noKeep
 	t.mu.Unlock()
+	if stopped {
+		return t.endFirstStage()
+	}
 	idle := time.NewTimer(quiet)
 	defer idle.Stop()
 	for done := false; !done; {
@@ -155,6 +159,11 @@ func (t *Tracker) keepAlive(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	return t.endFirstStage()
+}
+
+// endFirstStage keeps no connection open for its client from now on.
+func (t *Tracker) endFirstStage() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.idleDone = true
@@ -162,6 +171,25 @@ func (t *Tracker) keepAlive(ctx context.Context) error {
 		t.recount(c)
 	}
 	return nil
+}
+
+// BalancerStopped tells the Tracker, before Drain, that the load balancer
+// has seen this server fail its readiness probe and stopped sending it
+// requests (a FailUntilSeen step reached its count): the first stage,
+// which keeps idle connections open for proxies that may still send on
+// them, has nobody to wait for, and is skipped.
+func (t *Tracker) BalancerStopped() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.noKeep = true
+}
+
+// SetQuiet sets the first stage's quiet instead of the pace's, for tests
+// outside this package.
+func (t *Tracker) SetQuiet(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.quietFor = d
 }
 
 func (t *Tracker) sinceLastRequest() time.Duration {

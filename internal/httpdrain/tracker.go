@@ -41,6 +41,7 @@ type Tracker struct {
 	newGrace   bool                  // the drain has stopped waiting for new connections that may be HTTP/2
 	idleDone   bool                  // the drain keeps no connection open for its client any more (see idle.go)
 	quietFor   time.Duration         // if set (by tests), the first stage's quiet instead of quietFrom's
+	noKeep     bool                  // the balancer has stopped sending: no first stage (see BalancerStopped)
 	pace       pace                  // how fast requests have been coming (see idle.go)
 	quiesceFor time.Duration         // quiesceMax, but tests may change it
 	lastReq    time.Time             // during the drain: when a request last arrived (see idle.go)
