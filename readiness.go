@@ -247,6 +247,12 @@ var errNoCeiling = errors.New("lameduck: Readiness.FailUntilSeen: Seen.Ceiling m
 // adds time when something also checks the pod directly and has not
 // noticed yet. Where nothing does, Fail and [Delay] say the same more
 // plainly.
+//
+// A step that reached its count tells the drain that follows it, within
+// the same Run, that the balancer has stopped sending: [FromHTTP]'s drain
+// then closes idle keep-alive connections at once instead of keeping them
+// for a while for proxies that may still send on them. A step that ended at
+// its Ceiling says nothing, and the drain keeps them.
 func (r *Readiness) FailUntilSeen(s Seen) func(context.Context) error {
 	answers := min(max(s.Answers, s.Checkers, 1), maxSeen)
 	checkers := min(max(s.Checkers, 0), maxSeen)
