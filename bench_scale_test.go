@@ -47,7 +47,10 @@ import (
 //   - B/conn: the live heap (HeapAlloc after runtime.GC) with the N
 //     connections open and the handlers blocked, minus the live heap once
 //     the server was ready and before the first connection, divided by N;
-//     the median over the rounds (nethttp-B/conn for net/http);
+//     the median over the rounds (nethttp-B/conn for net/http). A
+//     process's first round counts ~400 B more for lameduck, which runs
+//     first (most likely the goroutines' structures, which the runtime
+//     reuses afterwards): with -benchtime=1x the figure is high;
 //   - load1: the 1-minute load average when the benchmark began (the
 //     machine is shared; the lags are sensitive to it).
 //
