@@ -47,10 +47,7 @@ import (
 //   - B/conn: the live heap (HeapAlloc after runtime.GC) with the N
 //     connections open and the handlers blocked, minus the live heap once
 //     the server was ready and before the first connection, divided by N;
-//     the median over the rounds (nethttp-B/conn for net/http). A
-//     process's first round counts ~400 B more for lameduck, which runs
-//     first (most likely the goroutines' structures, which the runtime
-//     reuses afterwards): with -benchtime=1x the figure is high;
+//     the median over the rounds (nethttp-B/conn for net/http);
 //   - load1: the 1-minute load average when the benchmark began (the
 //     machine is shared; the lags are sensitive to it).
 //
@@ -65,6 +62,7 @@ func BenchmarkScale(b *testing.B) {
 				b.Skip(err)
 			}
 			load := loadAverage()
+			warmGoroutines(2*n + 2*scaleActive)
 			var lags, httpLags samples
 			var bytes, httpBytes []float64
 			for range b.N {
@@ -146,6 +144,20 @@ func loadAverage() float64 {
 		return -1
 	}
 	return f
+}
+
+// warmGoroutines starts n goroutines and lets them end. The runtime keeps
+// what it allocated for them (on the heap) and reuses it, so that the first
+// round of a process, lameduck's, is not charged ~400 B per connection for
+// its connections' goroutines that the rounds after it are not.
+func warmGoroutines(n int) {
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range n {
+		wg.Go(func() { <-stop })
+	}
+	close(stop)
+	wg.Wait()
 }
 
 // liveHeap returns the live heap. The second GC empties what sync.Pools
