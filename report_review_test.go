@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -179,3 +180,58 @@ func TestReportNamesNamedSteps(t *testing.T) {
 }
 
 var _ = net.ErrClosed
+
+// countingReporter is a Server whose drain ends at once and whose
+// ReportWork counts its calls.
+type countingReporter struct {
+	stop  chan struct{}
+	calls sync.Mutex
+	n     int
+}
+
+func (s *countingReporter) Serve(context.Context) error    { <-s.stop; return nil }
+func (s *countingReporter) Shutdown(context.Context) error { close(s.stop); return nil }
+func (s *countingReporter) Close() error                   { return nil }
+func (s *countingReporter) ReportWork(func(kind, protocol string, inFlight, done, cut int)) {
+	s.calls.Lock()
+	defer s.calls.Unlock()
+	s.n++
+}
+
+// TestWithoutLoggerBuildsNoReportAtTheEnd: the report Run logs as its last
+// line is built (the books asked, the text written) only when there is a
+// logger to take it; WithoutLogger's Run returns without, a tenth of an
+// HTTP drain sooner (issue #21). The books are still asked at the trigger,
+// and Report still gives the whole account after Run. Kills the mutant
+// that builds the report for the no-op logger.
+func TestWithoutLoggerBuildsNoReportAtTheEnd(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opt   Option
+		calls int // at the trigger, and for the logged report
+	}{
+		{"WithoutLogger", WithoutLogger(), 1},
+		{"a Logger", WithLogger(&recLogger{}), 2},
+		{"WithSlog", WithSlog(slog.New(slog.DiscardHandler)), 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := &countingReporter{stop: make(chan struct{})}
+				h := runInBubble(t, s, c.opt)
+				h.cancel()
+				if _, err := h.wait(); err != nil {
+					t.Fatalf("Run = %v, want nil", err)
+				}
+				s.calls.Lock()
+				n := s.n
+				s.calls.Unlock()
+				if n != c.calls {
+					t.Errorf("ReportWork was called %d times by Run, want %d", n, c.calls)
+				}
+				if rep := h.r.Report(); rep.Outcome != "clean" || rep.Trigger != "context" {
+					t.Errorf("Report after Run = outcome %q, trigger %q; want clean, context", rep.Outcome, rep.Trigger)
+				}
+			})
+		})
+	}
+}

@@ -187,6 +187,15 @@ func lingerClose(c net.Conn) {
 	if c.(closeWriter).CloseWrite() != nil {
 		return
 	}
+	// Often the client has everything already: on a fast network its
+	// kernel acknowledges data as it arrives. Look once before the first
+	// poll, which Go's timers make last a millisecond or more, not
+	// lingerPollMin, when the process is otherwise idle. Only a connection
+	// with nothing unread is closed here: closing one with unread bytes
+	// would send a reset; the loop reads them.
+	if settled(c) {
+		return
+	}
 	buf := make([]byte, 512)
 	wait, waited := lingerPollMin, time.Duration(0)
 	for {
