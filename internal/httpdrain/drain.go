@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"time"
 )
@@ -42,16 +41,6 @@ func (t *Tracker) Drain(ctx context.Context) error {
 		t.stopListening(ln)
 	}
 	t.sweepHTTP2()
-	// Where no client reuses connections, the first stage keeps no idle
-	// one (see keeps): close those now rather than once it ends, so that
-	// thousands of them are closed while the requests in flight finish,
-	// not after (BENCHMARKS.md §13: at 10 000 connections, 142 → 26 ms).
-	t.mu.Lock()
-	reused := t.reused
-	t.mu.Unlock()
-	if !reused {
-		t.closeIdle()
-	}
 	if err := t.keepAlive(ctx); err != nil {
 		return err
 	}
@@ -146,22 +135,6 @@ func (t *Tracker) closeLeftovers() int {
 		c.Close()
 	}
 	return len(left)
-}
-
-// closeIdle closes, gently, the idle HTTP/1 connections that neither
-// hold the drain up nor are kept by its first stage.
-func (t *Tracker) closeIdle() {
-	t.mu.Lock()
-	var idle []*conn
-	for c := range t.conns {
-		if c.state == http.StateIdle && !c.held && !c.kept && !c.isH2() {
-			idle = append(idle, c)
-		}
-	}
-	t.mu.Unlock()
-	for _, c := range idle {
-		c.Close()
-	}
 }
 
 // linger finishes a gentle close of c (see conn.Close).
