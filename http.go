@@ -58,11 +58,10 @@ type HTTPServer struct {
 // gaps between requests (at least 100 ms, at most 1 s). So a proxy
 // without health checks (nginx) that sends a request on a pooled connection
 // as the drain begins gets an answer, not a close it cannot retry; the
-// README's balancer sections say what each kind of balancer needs. Where
-// no client has ever sent a second request on a connection, idle ones are
-// closed as the drain begins, as net/http would; and after a
-// [Readiness.FailUntilSeen] step that reached its count the balancer has
-// stopped sending, so no connection is kept for it.
+// README's balancer sections say what each kind of balancer needs. After a
+// [Readiness.FailUntilSeen] step that reached its count, with [Seen] saying
+// that its balancer is the only way requests come (Sole), no connection is
+// kept for it.
 //
 // What it cannot promise: a connection attempt after the drain began is
 // refused; fail a readiness probe and give load balancers time before the

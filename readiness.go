@@ -208,6 +208,13 @@ type Seen struct {
 	// Floor is the least the step waits, however soon the count is reached.
 	// Zero or less means no floor.
 	Floor time.Duration
+	// Sole says that the balancers whose checks are counted are the only
+	// way requests reach this server: once they have seen the probe fail,
+	// nobody sends on the server's open keep-alive connections, and the
+	// drain need not keep them open (see FailUntilSeen). Leave it false
+	// when something else may send (kube-proxy's connections to a pod, a
+	// proxy that does not check).
+	Sole bool
 	// Ceiling is the most the step waits, if the count is never reached:
 	// a balancer that does not check, or that checks another path. It must
 	// be positive. Above Floor, or it is taken as Floor.
@@ -248,11 +255,12 @@ var errNoCeiling = errors.New("lameduck: Readiness.FailUntilSeen: Seen.Ceiling m
 // noticed yet. Where nothing does, Fail and [Delay] say the same more
 // plainly.
 //
-// A step that reached its count tells the drain that follows it, within
-// the same Run, that the balancer has stopped sending: [FromHTTP]'s drain
-// then closes idle keep-alive connections at once instead of keeping them
-// for a while for proxies that may still send on them. A step that ended at
-// its Ceiling says nothing, and the drain keeps them.
+// With [Seen].Sole, a step that reached its count tells the drain that
+// follows it, within the same Run, that requests have stopped coming:
+// [FromHTTP]'s drain then closes idle keep-alive connections at once
+// instead of keeping them for a while for clients that may still send on
+// them. A step that ended at its Ceiling, or without Sole, says nothing,
+// and the drain keeps them.
 func (r *Readiness) FailUntilSeen(s Seen) func(context.Context) error {
 	answers := min(max(s.Answers, s.Checkers, 1), maxSeen)
 	checkers := min(max(s.Checkers, 0), maxSeen)
@@ -282,13 +290,13 @@ func (r *Readiness) FailUntilSeen(s Seen) func(context.Context) error {
 
 			wait := time.Until(until)
 			if wait <= 0 {
-				noteBalancerStopped(ctx, seen)
+				noteBalancerStopped(ctx, seen && s.Sole)
 				return nil
 			}
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
-				noteBalancerStopped(ctx, seen)
+				noteBalancerStopped(ctx, seen && s.Sole)
 				return nil
 			case <-answered:
 				t.Stop()

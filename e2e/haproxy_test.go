@@ -19,7 +19,7 @@ var stopModes = map[string][]string{
 	"fixed": {"-drain-delay", "300ms"},
 	// Readiness.FailUntilSeen: until the first 503 has gone to HAProxy's
 	// check, plus 50 ms; 1 s at most.
-	"adaptive": {"-drain-delay", "1s", "-seen-margin", "50ms"},
+	"adaptive": {"-drain-delay", "1s", "-seen-margin", "50ms", "-seen-sole"},
 	// The control: the drain begins at once.
 	"none": {"-drain-delay", "0s"},
 }

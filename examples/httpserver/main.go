@@ -24,14 +24,15 @@ func main() {
 	addr := flag.String("addr", ":8080", "address to listen on")
 	period := flag.Duration("period", 10*time.Second, "the most time to drain in-flight requests, after -drain-delay (lameduck's Period is drain-delay + period)")
 	drainDelay := flag.Duration("drain-delay", 0, "time to keep serving, with /readyz failing, before the drain starts (~5s on Kubernetes); spent inside lameduck's Period")
+	seenSole := flag.Bool("seen-sole", false, "with -seen-margin: the checking balancer is the only way requests come, so once it has seen the 503 the drain closes idle keep-alive connections at once")
 	seenMargin := flag.Duration("seen-margin", 0, "if set, the drain delay ends this long after /readyz has first answered 503 (to a load balancer's health check); -drain-delay is then the longest it may last")
 	// Phases go to stderr unless the user asks glog for files.
 	_ = flag.Set("logtostderr", "true")
 	flag.Parse()
-	os.Exit(run(*addr, *period, *drainDelay, *seenMargin))
+	os.Exit(run(*addr, *period, *drainDelay, *seenMargin, *seenSole))
 }
 
-func run(addr string, period, drainDelay, seenMargin time.Duration) int {
+func run(addr string, period, drainDelay, seenMargin time.Duration, seenSole bool) int {
 	var ready lameduck.Readiness
 	srv := &http.Server{
 		Addr:              addr,
@@ -50,7 +51,7 @@ func run(addr string, period, drainDelay, seenMargin time.Duration) int {
 			glog.Infof("/readyz now answers 503; serving until a health check has seen it, then %v more (%v at most)", seenMargin, drainDelay)
 			return nil
 		}
-		wait = ready.FailUntilSeen(lameduck.Seen{Margin: seenMargin, Ceiling: drainDelay})
+		wait = ready.FailUntilSeen(lameduck.Seen{Margin: seenMargin, Ceiling: drainDelay, Sole: seenSole})
 	}
 	err := lameduck.Run(context.Background(), h,
 		// The drain delay is spent inside the lame-duck budget, so the
