@@ -315,13 +315,13 @@ func (r *Runner) Report() Report {
 		}{p.name(), end.Sub(p.start), p.err, running})
 	}
 	for _, w := range rows {
-		base, stopped := b.base[w.key()]
+		base := b.base[w.key()]
 		row := struct {
 			Server, Kind, Protocol string
 			InFlight, AtLameDuck   int
 			Finished, Cut, Held    int
 		}{Server: w.server, Kind: w.kind, Protocol: w.proto, InFlight: w.inFlight}
-		if stopped || b.base != nil {
+		if b.base != nil { // lame-duck mode has begun
 			row.AtLameDuck = base.inFlight
 			row.Finished = max(w.done-base.done, 0)
 			row.Cut = w.cut - base.cut

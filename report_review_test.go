@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -178,8 +177,6 @@ func TestReportNamesNamedSteps(t *testing.T) {
 		}
 	})
 }
-
-var _ = net.ErrClosed
 
 // countingReporter is a Server whose drain ends at once and whose
 // ReportWork counts its calls.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -270,7 +269,6 @@ func TestReportBeforeRun(t *testing.T) {
 	if rep := nr.Report(); rep.State != StateNotStarted {
 		t.Errorf("nil Runner's Report = %+v", rep)
 	}
-	_ = net.ErrClosed
 }
 
 // TestReportInPostShutdownStep: a post-shutdown step that pushes the
