@@ -43,7 +43,9 @@ import (
 //
 //   - lag-p50-ms, lag-p99-ms: the time from the return of the last handler
 //     to the return of Run, over the rounds (nethttp-lag-…: to the return
-//     of the hand-written loop, which returns when Shutdown does);
+//     of the hand-written loop, which returns when Shutdown does;
+//     stopped-lag-…, with -scale.stopped: lameduck with the drain's first
+//     stage skipped, as after a FailUntilSeen step with Seen.Sole);
 //   - B/conn: the live heap (HeapAlloc after runtime.GC) with the N
 //     connections open and the handlers blocked, minus the live heap once
 //     the server was ready and before the first connection, divided by N;
@@ -63,16 +65,23 @@ func BenchmarkScale(b *testing.B) {
 			}
 			load := loadAverage()
 			warmGoroutines(2*n + 2*scaleActive)
-			var lags, httpLags samples
+			var lags, httpLags, stoppedLags samples
 			var bytes, httpBytes []float64
 			for range b.N {
 				lag, by := scaleOnce(b, "lameduck", n)
 				lags, bytes = append(lags, lag), append(bytes, by)
+				if *scaleStopped {
+					lag, _ = scaleOnce(b, "lameduck-stopped", n)
+					stoppedLags = append(stoppedLags, lag)
+				}
 				lag, by = scaleOnce(b, "net/http", n)
 				httpLags, httpBytes = append(httpLags, lag), append(httpBytes, by)
 			}
 			reportLag(b, "lag", lags)
 			reportLag(b, "nethttp-lag", httpLags)
+			if *scaleStopped {
+				reportLag(b, "stopped-lag", stoppedLags)
+			}
 			b.ReportMetric(median(bytes), "B/conn")
 			b.ReportMetric(median(httpBytes), "nethttp-B/conn")
 			if load >= 0 {
@@ -85,6 +94,7 @@ func BenchmarkScale(b *testing.B) {
 var (
 	scaleMax     = flag.Int("scale.max", 10000, "BenchmarkScale: the most connections to open")
 	scaleHold    = flag.Duration("scale.hold", 200*time.Millisecond, "BenchmarkScale: how long after the trigger the handlers of the requests in flight return")
+	scaleStopped = flag.Bool("scale.stopped", false, "BenchmarkScale: also run lameduck as after a FailUntilSeen step with Seen.Sole (the drain's first stage skipped, so idle connections close at the trigger), reported as stopped-lag-…")
 	scaleProfile = flag.String("scale.profile", "", "BenchmarkScale: write a CPU profile of each lameduck drain, from the trigger to Run's return, to `prefix`-N.pprof (the last round's)")
 )
 
@@ -199,10 +209,17 @@ func scaleOnce(b *testing.B, impl string, n int) (time.Duration, float64) {
 	done := make(chan error, 1)
 	var addr string
 	switch impl {
-	case "lameduck":
+	case "lameduck", "lameduck-stopped":
 		srv.Addr = "127.0.0.1:0"
 		h := FromHTTP(srv)
-		go func() { done <- Run(ctx, h, Signals(), WithoutLogger(), Period(time.Minute)) }()
+		opts := []Option{Signals(), WithoutLogger(), Period(time.Minute)}
+		if impl == "lameduck-stopped" {
+			opts = append(opts, WithPreShutdown(func(ctx context.Context) error {
+				noteBalancerStopped(ctx, true)
+				return nil
+			}))
+		}
+		go func() { done <- Run(ctx, h, opts...) }()
 		select {
 		case <-h.Ready():
 		case err := <-done:

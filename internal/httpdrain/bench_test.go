@@ -33,3 +33,50 @@ func BenchmarkRequestBookkeeping(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkIdleClose measures what closing one idle keep-alive connection
+// costs on loopback, the way the drain closes it (close=gentle: lingerClose,
+// which half-closes, finds everything acknowledged and closes) and the way
+// net/http does (close=plain). One op is one connection; the pairs are
+// opened, and each client has read nothing, outside the timer. Loopback
+// delivers the FIN to the client's socket in the closing thread, so the
+// figure counts both ends' kernel work: BENCHMARKS.md §13 uses it to tell
+// what 9 900 closes cost on this machine.
+func BenchmarkIdleClose(b *testing.B) {
+	for _, mode := range []string{"gentle", "plain"} {
+		b.Run("close="+mode, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			const batch = 512
+			for done := 0; done < b.N; done += batch {
+				n := min(batch, b.N-done)
+				b.StopTimer()
+				servers, clients := make([]net.Conn, n), make([]net.Conn, n)
+				for i := range n {
+					if clients[i], err = net.Dial("tcp", ln.Addr().String()); err != nil {
+						b.Fatal(err)
+					}
+					if servers[i], err = ln.Accept(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				for _, s := range servers {
+					if mode == "gentle" {
+						lingerClose(s)
+					} else {
+						s.Close()
+					}
+				}
+				b.StopTimer()
+				for _, c := range clients {
+					c.Close()
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}

@@ -84,7 +84,10 @@ func (p *pace) quiet() time.Duration {
 // reuse connections (some connection has carried more than one request):
 // a proxy's pool then holds idle connections that carried one request and
 // takes them up at any moment. Where no client has ever reused one, an idle
-// connection is closed at once, as net/http would. The caller holds t.mu.
+// connection is not kept: the first stage does not wait for it, though it
+// stays open until the stage ends (at once when nothing else is kept),
+// since a proxy's pool looks the same until it reuses one (BENCHMARKS.md
+// §13). The caller holds t.mu.
 func (c *conn) keeps() bool {
 	if c.t.idleDone || c.closed.Load() || c.hijacked || c.lingering || c.isH2() {
 		return false
