@@ -57,7 +57,7 @@ func run(addr string, period time.Duration, certFile, keyFile string) int {
 		Port: pc.LocalAddr().(*net.UDPAddr).Port,
 	}
 	h12 := &http.Server{
-		Handler:           advertise(h3, mux),
+		Handler:           advertise(h3, mux), // adds Alt-Svc with h3.SetQUICHeaders
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}},
 		ReadHeaderTimeout: 10 * time.Second,
 	}
