@@ -114,3 +114,21 @@ func runOnce(t *testing.T, svr lameduck.Server) error {
 	defer cancel()
 	return r.Run(ctx)
 }
+
+// Shutdown after Close has nothing left to drain: it returns nil at once,
+// and so does Serve.
+func TestShutdownAfterClose(t *testing.T) {
+	cert, _ := certs()
+	svr := FromHTTP3(&http3.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}, udp(t))
+	served := make(chan error, 1)
+	go func() { served <- svr.Serve(context.Background()) }()
+	if err := svr.Close(); err != nil {
+		t.Errorf("Close = %v, want nil", err)
+	}
+	if err := svr.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown after Close = %v, want nil", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil", err)
+	}
+}

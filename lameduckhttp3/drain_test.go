@@ -176,6 +176,7 @@ func TestPeriodBoundsAHandlerThatNeverReturns(t *testing.T) {
 	if _, err := readBody(str); err == nil {
 		t.Error("the cut request's body ended cleanly")
 	}
+	<-c.qc.Context().Done()
 	var aerr *quic.ApplicationError
 	if cause := context.Cause(c.qc.Context()); !errors.As(cause, &aerr) || aerr.ErrorCode != quic.ApplicationErrorCode(http3.ErrCodeRequestCanceled) {
 		t.Errorf("the connection ended with %v, want the server's H3_REQUEST_CANCELLED", cause)

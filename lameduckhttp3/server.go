@@ -118,11 +118,14 @@ func (s *server) install() {
 // reading, or ctx's error if ctx ends first.
 func (s *server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	was := s.stop(stopping)
-	if was == idle {
+	switch was := s.stop(stopping); was {
+	case idle:
 		s.mu.Unlock()
 		s.pc.Close()
 		return nil
+	case closed:
+		s.mu.Unlock()
+		return nil // Close has ended everything
 	}
 	if s.graceful == nil {
 		s.graceful = make(chan struct{})
