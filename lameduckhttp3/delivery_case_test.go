@@ -34,7 +34,7 @@ type exchange struct {
 }
 
 func newExchange(c deliveryCase) *exchange {
-	n := []int{0, 1 << 10, 64 << 10, 1 << 20}[c.size]
+	n := map[sizeKind]int{size0: 0, size1K: 1 << 10, size64K: 64 << 10, size1M: 1 << 20}[c.size]
 	body := make([]byte, n)
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], c.seed)
