@@ -6,10 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
 // The HAProxy the tests put in front of examples/httpserver: the Debian
@@ -51,7 +52,7 @@ backend be
 // reload is needed; HAProxy's checks find it.
 type haproxy struct {
 	t     *testing.T
-	p     *proc
+	p     *proctest.Proc
 	front string   // "http://127.0.0.1:PORT"
 	slots []string // slot k is server be/sk at this address
 }
@@ -105,7 +106,7 @@ func startHAProxy(t *testing.T, path string, slots []string, listening map[int]b
 	}
 	h := &haproxy{t: t, front: "http://" + front, slots: slots}
 	// -db: stay in the foreground and write state changes to stderr.
-	h.p = start(t, path, "-db", "-f", file)
+	h.p = proctest.Start(t, path, "-db", "-f", file)
 	// HAProxy starts with every server UP; its first check takes the empty
 	// slots out.
 	for k := range slots {
@@ -118,52 +119,35 @@ func startHAProxy(t *testing.T, path string, slots []string, listening map[int]b
 
 // mark returns a position in HAProxy's stderr, for waitUp and waitDown.
 func (h *haproxy) mark() int {
-	h.p.mu.Lock()
-	defer h.p.mu.Unlock()
-	return len(h.p.stderr)
+	return len(h.p.Lines(true))
 }
 
 // waitUp waits until HAProxy marks slot k UP in a line after mark, and
 // returns when the test saw the line.
 func (h *haproxy) waitUp(k, mark int) time.Time {
 	h.t.Helper()
-	return h.p.waitAfter(mark, fmt.Sprintf("Server be/s%d is UP", k))
+	return h.waitAfter(mark, fmt.Sprintf("Server be/s%d is UP", k))
 }
 
 // waitDown waits until HAProxy marks slot k DOWN in a line after mark, and
 // returns when the test saw the line.
 func (h *haproxy) waitDown(k, mark int) time.Time {
 	h.t.Helper()
-	return h.p.waitAfter(mark, fmt.Sprintf("Server be/s%d is DOWN", k))
+	return h.waitAfter(mark, fmt.Sprintf("Server be/s%d is DOWN", k))
 }
 
 // stop ends HAProxy.
 func (h *haproxy) stop() {
-	h.p.term()
-	h.p.wait()
+	h.p.Term()
+	h.p.Wait()
 }
 
 // waitAfter waits for a line of stderr after the first mark lines that
 // contains substr, and returns when it saw it: HAProxy logs each server
 // state change there, so a change can be waited for without polling, and
 // timed as it happens.
-func (p *proc) waitAfter(mark int, substr string) time.Time {
-	p.t.Helper()
-	deadline := time.After(bound)
-	for {
-		p.mu.Lock()
-		found := slices.ContainsFunc(p.stderr[mark:], func(l string) bool { return strings.Contains(l, substr) })
-		changed := p.changed
-		p.mu.Unlock()
-		if found {
-			return time.Now()
-		}
-		select {
-		case <-changed:
-		case <-p.exited:
-			p.t.Fatalf("%s exited (code %d) before printing %q", p.cmd.Path, p.code, substr)
-		case <-deadline:
-			p.t.Fatalf("no line with %q within %v", substr, bound)
-		}
-	}
+func (h *haproxy) waitAfter(mark int, substr string) time.Time {
+	h.t.Helper()
+	h.p.WaitAfter(true, mark, substr)
+	return time.Now()
 }

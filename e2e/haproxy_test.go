@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
 // stopModes are the ways examples/httpserver can be told to stop: the
@@ -46,7 +48,7 @@ type stopped struct {
 func rollBehindHAProxy(t *testing.T, path, bin string, modes []string, sigterms int) (stops []stopped, sent, failed int, examples []string) {
 	t.Helper()
 	type instance struct {
-		p    *proc
+		p    *proctest.Proc
 		slot int
 		mode string
 	}
@@ -55,8 +57,8 @@ func rollBehindHAProxy(t *testing.T, path, bin string, modes []string, sigterms 
 	launch := func(slot int) instance {
 		mode := modes[started%len(modes)]
 		started++
-		p := start(t, bin, append([]string{"-addr", slots[slot], "-period", "5s"}, stopModes[mode]...)...)
-		p.addr() // listening, and SIGTERM is handled
+		p := proctest.Start(t, bin, append([]string{"-addr", slots[slot], "-period", "5s"}, stopModes[mode]...)...)
+		listenAddr(t, p) // listening, and SIGTERM is handled
 		return instance{p, slot, mode}
 	}
 	var live []instance
@@ -77,9 +79,9 @@ func rollBehindHAProxy(t *testing.T, path, bin string, modes []string, sigterms 
 		lb.waitUp(fresh.slot, mark)
 
 		mark = lb.mark()
-		sigAt := old.p.term()
+		sigAt := old.p.Term()
 		downAt := lb.waitDown(old.slot, mark)
-		code, exitAt := old.p.wait()
+		code, exitAt := old.p.Wait()
 		if code != 0 {
 			t.Errorf("SIGTERM %d (%s): exit code %d, want 0", s, old.mode, code)
 		}
@@ -104,8 +106,8 @@ func rollBehindHAProxy(t *testing.T, path, bin string, modes []string, sigterms 
 	}
 	sent, failed = l.tally(time.Time{}, time.Time{})
 	for _, in := range live {
-		in.p.term()
-		in.p.wait()
+		in.p.Term()
+		in.p.Wait()
 	}
 	lb.stop()
 	return stops, sent, failed, l.examples
@@ -225,10 +227,8 @@ func startHogs(t *testing.T, n int) (stop func()) {
 
 // stepsTook returns how long an instance's pre-shutdown steps took, from
 // its "drained in … (pre-shutdown steps D, Shutdown …)" line, or 0.
-func stepsTook(p *proc) time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.stderr {
+func stepsTook(p *proctest.Proc) time.Duration {
+	for _, l := range p.Lines(true) {
 		if _, rest, ok := strings.Cut(l, "pre-shutdown steps "); ok {
 			d, _ := time.ParseDuration(strings.TrimSpace(strings.Split(rest, ",")[0]))
 			return d

@@ -6,12 +6,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
-func startHTTPServer(t *testing.T, args ...string) (*proc, string) {
+func startHTTPServer(t *testing.T, args ...string) (*proctest.Proc, string) {
 	t.Helper()
-	p := start(t, bins["httpserver"], append([]string{"-addr", "127.0.0.1:0", "-v", "1"}, args...)...)
-	return p, "http://" + p.addr()
+	p := proctest.Start(t, bins["httpserver"], append([]string{"-addr", "127.0.0.1:0", "-v", "1"}, args...)...)
+	return p, "http://" + listenAddr(t, p)
 }
 
 // Under load, SIGTERM loses nothing: clients stop sending when /readyz
@@ -35,8 +37,8 @@ func TestHTTPServerDrainsUnderLoad(t *testing.T) {
 		l := startLoad(func() string { return base }, clients, slowClients, slow)
 		stopWatch := watchReadiness(base, readyInterval, l)
 		<-l.reached(200) // the load is well under way
-		sigAt := p.term()
-		code, exitAt := p.wait()
+		sigAt := p.Term()
+		code, exitAt := p.Wait()
 		stopWatch()
 		l.halt()
 
@@ -66,7 +68,7 @@ func TestHTTPServerDrainsUnderLoad(t *testing.T) {
 
 // slowRequest sends GET /slow?d=30s and waits until the server has started
 // handling it. The returned channel yields the request's error once it ends.
-func slowRequest(t *testing.T, p *proc, base string) <-chan error {
+func slowRequest(t *testing.T, p *proctest.Proc, base string) <-chan error {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{}}
 	done := make(chan error, 1)
@@ -81,7 +83,7 @@ func slowRequest(t *testing.T, p *proc, base string) <-chan error {
 		done <- err
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	p.waitLine(true, "slow request: sleeping 30s")
+	p.WaitFor(true, 1, "slow request: sleeping 30s")
 	return done
 }
 
@@ -91,8 +93,8 @@ func TestHTTPServerPeriodExpires(t *testing.T) {
 	const period = 300 * time.Millisecond
 	p, base := startHTTPServer(t, "-period", period.String())
 	slowRequest(t, p, base)
-	sigAt := p.term()
-	code, exitAt := p.wait()
+	sigAt := p.Term()
+	code, exitAt := p.Wait()
 	t.Logf("exit %d %v after SIGTERM", code, exitAt.Sub(sigAt).Round(time.Millisecond))
 	if code != 2 {
 		t.Errorf("exit code %d, want 2", code)
@@ -108,8 +110,8 @@ func TestHTTPServerPeriodExpires(t *testing.T) {
 func TestHTTPServerSignalRightAfterListening(t *testing.T) {
 	for rep := range 5 {
 		p, _ := startHTTPServer(t)
-		sigAt := p.term()
-		code, exitAt := p.wait()
+		sigAt := p.Term()
+		code, exitAt := p.Wait()
 		t.Logf("rep %d: exit %d %v after SIGTERM", rep, code, exitAt.Sub(sigAt).Round(time.Millisecond))
 		if code != 0 {
 			t.Errorf("rep %d: exit code %d, want 0 (-1 means killed by the signal)", rep, code)
@@ -121,10 +123,10 @@ func TestHTTPServerSignalRightAfterListening(t *testing.T) {
 func TestHTTPServerSecondSignal(t *testing.T) {
 	p, base := startHTTPServer(t, "-period", "30s")
 	slowRequest(t, p, base)
-	p.term()
-	p.waitLine(true, "entering lame-duck mode")
-	sigAt := p.signal(syscall.SIGTERM)
-	code, exitAt := p.wait()
+	p.Term()
+	p.WaitFor(true, 1, "entering lame-duck mode")
+	sigAt := p.Signal(syscall.SIGTERM)
+	code, exitAt := p.Wait()
 	t.Logf("exit %d %v after the second SIGTERM", code, exitAt.Sub(sigAt).Round(time.Millisecond))
 	if code != 2 {
 		t.Errorf("exit code %d, want 2", code)

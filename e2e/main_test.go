@@ -7,13 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
 var long = flag.Bool("long", false, "repeat the load scenarios many more times")
@@ -32,30 +31,33 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: skipped on windows")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "lameduck-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
+	os.Exit(proctest.Main(m, "lameduck", func(dir string) error {
 		for _, name := range []string{"httpserver", "worker"} {
-			bin := filepath.Join(dir, name)
-			cmd := exec.Command("go", "build", "-race", "-o", bin, "github.com/b583c413/lameduck/examples/"+name)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", name, err, out)
-				return 1
+			bin, err := proctest.Build(dir, name, "github.com/b583c413/lameduck/examples/"+name, "-race")
+			if err != nil {
+				return err
 			}
 			bins[name] = bin
 		}
-		code := m.Run()
-		if code == 0 {
-			if err := goleak.Find(); err != nil {
-				fmt.Fprintln(os.Stderr, "e2e: goroutines left behind:", err)
-				return 1
-			}
-		}
-		return code
-	}()
-	os.Exit(code)
+		return nil
+	}))
+}
+
+// bound is how long any one wait in these tests may take before the test
+// fails; no passing run comes near it.
+const bound = proctest.DefaultBound
+
+// listenAddr waits for httpserver's "listening on HOST:PORT" line.
+func listenAddr(t *testing.T, p *proctest.Proc) string {
+	t.Helper()
+	return strings.TrimPrefix(p.WaitFor(false, 1, "listening on ")[0], "listening on ")
+}
+
+// lastStdout returns the last line the process printed on stdout.
+func lastStdout(p *proctest.Proc) string {
+	lines := p.Lines(false)
+	if len(lines) == 0 {
+		return ""
+	}
+	return lines[len(lines)-1]
 }

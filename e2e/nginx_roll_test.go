@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
 // restart is what happened around one SIGTERM of a rolling restart behind
@@ -19,33 +21,33 @@ type restart struct {
 }
 
 // backendKind starts one instance on addr and returns once it listens.
-type backendKind func(t *testing.T, addr string) *proc
+type backendKind func(t *testing.T, addr string) *proctest.Proc
 
 // lameduckBackend runs examples/httpserver with a 300 ms drain delay, as it
 // would be deployed behind a load balancer.
-func lameduckBackend(t *testing.T, addr string) *proc {
-	p := start(t, bins["httpserver"], "-addr", addr, "-period", "5s", "-drain-delay", "300ms")
-	p.addr()
+func lameduckBackend(t *testing.T, addr string) *proctest.Proc {
+	p := proctest.Start(t, bins["httpserver"], "-addr", addr, "-period", "5s", "-drain-delay", "300ms")
+	listenAddr(t, p)
 	return p
 }
 
 // lameduckNoDelay runs examples/httpserver with no drain delay: nginx never
 // reads /readyz, so the delay does not help it.
-func lameduckNoDelay(t *testing.T, addr string) *proc {
-	p := start(t, bins["httpserver"], "-addr", addr, "-period", "5s")
-	p.addr()
+func lameduckNoDelay(t *testing.T, addr string) *proctest.Proc {
+	p := proctest.Start(t, bins["httpserver"], "-addr", addr, "-period", "5s")
+	listenAddr(t, p)
 	return p
 }
 
 // plainBackend, the control, runs the same routes on a bare *http.Server
 // stopped by its own Shutdown after the same 300 ms (see plainServer).
-func plainBackend(t *testing.T, addr string) *proc {
+func plainBackend(t *testing.T, addr string) *proctest.Proc {
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, "/usr/bin/env", plainEnv+"="+addr, plainEnv+"_DELAY=300ms", "GORACE=atexit_sleep_ms=0", self)
-	p.addr()
+	p := proctest.Start(t, "/usr/bin/env", plainEnv+"="+addr, plainEnv+"_DELAY=300ms", "GORACE=atexit_sleep_ms=0", self)
+	listenAddr(t, p)
 	return p
 }
 
@@ -57,7 +59,7 @@ func plainBackend(t *testing.T, addr string) *proc {
 func rollBehindNginx(t *testing.T, kind backendKind, clients, keepalive, restarts int) (stops []restart, sent, failed int, examples []string) {
 	t.Helper()
 	addrs := freeAddrs(t, 3)
-	live := make([]*proc, len(addrs))
+	live := make([]*proctest.Proc, len(addrs))
 	for i, a := range addrs {
 		live[i] = kind(t, a)
 	}
@@ -66,8 +68,8 @@ func rollBehindNginx(t *testing.T, kind backendKind, clients, keepalive, restart
 	<-l.reachedMore(500)
 	for s := range restarts {
 		i := s % len(live)
-		sigAt := live[i].term()
-		code, exitAt := live[i].wait()
+		sigAt := live[i].Term()
+		code, exitAt := live[i].Wait()
 		stops = append(stops, restart{sigAt: sigAt, exit: exitAt.Sub(sigAt), code: code})
 		if code != 0 {
 			t.Errorf("restart %d: the old instance exited with code %d, want 0", s, code)
@@ -86,8 +88,8 @@ func rollBehindNginx(t *testing.T, kind backendKind, clients, keepalive, restart
 	}
 	sent, failed = l.tally(time.Time{}, time.Time{})
 	for _, p := range live {
-		p.term()
-		p.wait()
+		p.Term()
+		p.Wait()
 	}
 	stopNginx()
 	return stops, sent, failed, l.examples

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
 // nginxConfig is a front end as teams deploy nginx open source before a
@@ -78,7 +80,7 @@ func startNginx(t *testing.T, path string, addrs []string, keepalive int) (front
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, path, "-p", dir, "-c", file)
+	p := proctest.Start(t, path, "-p", dir, "-c", file)
 	deadline := time.Now().Add(bound)
 	for {
 		c, err := net.Dial("tcp", listen)
@@ -90,14 +92,15 @@ func startNginx(t *testing.T, path string, addrs []string, keepalive int) (front
 			t.Fatalf("nginx does not listen on %s: %v", listen, err)
 		}
 		select {
-		case <-p.exited:
-			t.Fatalf("nginx exited with code %d", p.code)
+		case <-p.Exited():
+			code, _ := p.Wait()
+			t.Fatalf("nginx exited with code %d", code)
 		case <-time.After(10 * time.Millisecond): // polling a port nginx opens; nothing to wait on
 		}
 	}
 	return "http://" + listen, func() {
-		p.term()
-		p.wait()
+		p.Term()
+		p.Wait()
 		// A refused connection is nginx finding an instance gone, which it
 		// survives by trying the next; the other errors are the ones that
 		// can lose a request.

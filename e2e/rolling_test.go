@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
 // pool is a small load balancer: it health-checks each backend's /readyz
@@ -25,7 +27,7 @@ type pool struct {
 }
 
 type backend struct {
-	p       *proc
+	p       *proctest.Proc
 	proxy   *httputil.ReverseProxy
 	lastOK  atomic.Int64 // UnixNano of the last 200 from /readyz
 	healthy chan struct{}
@@ -36,7 +38,7 @@ func newPool(interval, fresh time.Duration) *pool {
 	return &pool{interval: interval, fresh: fresh, transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }
 
-func (pl *pool) add(p *proc, addr string) *backend {
+func (pl *pool) add(p *proctest.Proc, addr string) *backend {
 	u := &url.URL{Scheme: "http", Host: addr}
 	b := &backend{p: p, proxy: httputil.NewSingleHostReverseProxy(u), healthy: make(chan struct{})}
 	b.proxy.Transport = pl.transport
@@ -140,9 +142,9 @@ func rollingRestart(t *testing.T, drainDelay time.Duration) (sent, failed int, e
 	<-l.reached(100)
 
 	for i, old := range live {
-		sigAt := old.p.term()
+		sigAt := old.p.Term()
 		live[i] = launch()
-		code, exitAt := old.p.wait()
+		code, exitAt := old.p.Wait()
 		pl.remove(old)
 		t.Logf("instance %d replaced: old one exited %d after %v", i, code, exitAt.Sub(sigAt).Round(time.Millisecond))
 		if code != 0 {
@@ -155,8 +157,8 @@ func rollingRestart(t *testing.T, drainDelay time.Duration) (sent, failed int, e
 
 	front.Close()
 	for _, b := range live {
-		b.p.term()
-		b.p.wait()
+		b.p.Term()
+		b.p.Wait()
 		pl.remove(b)
 	}
 	pl.transport.CloseIdleConnections()

@@ -77,9 +77,9 @@ func TestSIGTERMEndsEventStreamsCleanly(t *testing.T) {
 	for range streams {
 		<-started
 	}
-	sigAt := p.term()
+	sigAt := p.Term()
 	readers.Wait()
-	code, exitAt := p.wait()
+	code, exitAt := p.Wait()
 	close(results)
 	t.Logf("exit %d %v after SIGTERM", code, exitAt.Sub(sigAt).Round(time.Millisecond))
 	if code != 0 {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
 const jobCount = 500
@@ -53,7 +55,7 @@ func (s spoolState) check(t *testing.T, want int) (newN, workN, doneN int) {
 
 // waitDone waits until at least n jobs are in dir/done, by looking at the
 // directory as it fills (the worker prints nothing per job).
-func waitDone(t *testing.T, p *proc, dir string, n int) {
+func waitDone(t *testing.T, p *proctest.Proc, dir string, n int) {
 	t.Helper()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
@@ -68,7 +70,7 @@ func waitDone(t *testing.T, p *proc, dir string, n int) {
 		}
 		select {
 		case <-tick.C:
-		case <-p.exited:
+		case <-p.Exited():
 			t.Fatalf("worker exited with %d jobs done, before %d", len(entries), n)
 		case <-deadline:
 			t.Fatalf("fewer than %d jobs done after %v", n, bound)
@@ -76,10 +78,10 @@ func waitDone(t *testing.T, p *proc, dir string, n int) {
 	}
 }
 
-func startWorker(t *testing.T, dir string, args ...string) *proc {
+func startWorker(t *testing.T, dir string, args ...string) *proctest.Proc {
 	t.Helper()
-	p := start(t, bins["worker"], append([]string{"-dir", dir, "-work", "5ms", "-concurrency", "4"}, args...)...)
-	p.waitLine(false, "ready")
+	p := proctest.Start(t, bins["worker"], append([]string{"-dir", dir, "-work", "5ms", "-concurrency", "4"}, args...)...)
+	p.WaitFor(false, 1, "ready")
 	return p
 }
 
@@ -89,26 +91,26 @@ func TestWorkerSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	p := startWorker(t, dir, "-enqueue", fmt.Sprint(jobCount))
 	waitDone(t, p, dir, jobCount/5)
-	sigAt := p.term()
-	code, exitAt := p.wait()
+	sigAt := p.Term()
+	code, exitAt := p.Wait()
 	newN, workN, doneN := readSpool(t, dir).check(t, jobCount)
 	t.Logf("SIGTERM: exit %d after %v; done=%d new=%d work=%d; summary %q",
-		code, exitAt.Sub(sigAt).Round(time.Millisecond), doneN, newN, workN, p.lastStdout())
+		code, exitAt.Sub(sigAt).Round(time.Millisecond), doneN, newN, workN, lastStdout(p))
 	if code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 	if workN != 0 {
 		t.Errorf("%d jobs left in work/ after a clean stop, want 0", workN)
 	}
-	if want := fmt.Sprintf("done=%d new=%d work=0", doneN, newN); p.lastStdout() != want {
-		t.Errorf("summary %q, want %q", p.lastStdout(), want)
+	if want := fmt.Sprintf("done=%d new=%d work=0", doneN, newN); lastStdout(p) != want {
+		t.Errorf("summary %q, want %q", lastStdout(p), want)
 	}
 	if newN == 0 {
 		t.Error("every job was done before SIGTERM; the scenario proved nothing")
 	}
 
 	again := startWorker(t, dir, "-exit-when-done")
-	if code, _ := again.wait(); code != 0 {
+	if code, _ := again.Wait(); code != 0 {
 		t.Errorf("restart: exit code %d, want 0", code)
 	}
 	if newN, workN, doneN := readSpool(t, dir).check(t, jobCount); doneN != jobCount {
@@ -122,19 +124,19 @@ func TestWorkerSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	p := startWorker(t, dir, "-enqueue", fmt.Sprint(jobCount))
 	waitDone(t, p, dir, jobCount/5)
-	p.signal(syscall.SIGKILL)
-	if code, _ := p.wait(); code != -1 {
+	p.Signal(syscall.SIGKILL)
+	if code, _ := p.Wait(); code != -1 {
 		t.Errorf("exit code %d after SIGKILL, want -1 (killed)", code)
 	}
 	newN, workN, doneN := readSpool(t, dir).check(t, jobCount)
 	t.Logf("after SIGKILL: done=%d new=%d work=%d", doneN, newN, workN)
 
 	again := startWorker(t, dir, "-exit-when-done")
-	if code, _ := again.wait(); code != 0 {
+	if code, _ := again.Wait(); code != 0 {
 		t.Errorf("restart: exit code %d, want 0", code)
 	}
 	if workN > 0 {
-		again.waitLine(true, fmt.Sprintf("put %d jobs left in work/", workN))
+		again.WaitFor(true, 1, fmt.Sprintf("put %d jobs left in work/", workN))
 	}
 	if newN, workN, doneN := readSpool(t, dir).check(t, jobCount); doneN != jobCount {
 		t.Errorf("after the restart: done=%d new=%d work=%d, want every job done", doneN, newN, workN)
