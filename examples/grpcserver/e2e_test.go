@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b583c413/lameduck/internal/proctest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -53,10 +54,10 @@ func TestSIGTERMDrainsRPCsInFlight(t *testing.T) {
 			got, err := callCount(ctx, cc, streamLen, nil)
 			streamDone <- streamResult{got, err}
 		}()
-		p.waitLines(unary, "sleep: "+sleep.String())
-		p.waitLines(1, fmt.Sprintf("count: %d", streamLen))
+		p.WaitFor(true, unary, "sleep: "+sleep.String())
+		p.WaitFor(true, 1, fmt.Sprintf("count: %d", streamLen))
 
-		sigAt := p.term()
+		sigAt := p.Term()
 		var lastDone time.Time
 		for range unary {
 			if err := <-unaryErrs; err != nil {
@@ -74,7 +75,7 @@ func TestSIGTERMDrainsRPCsInFlight(t *testing.T) {
 		if err := <-watchErr; status.Code(err) != codes.Unavailable {
 			t.Errorf("rep %d: health Watch ended with %v, want Unavailable", rep, err)
 		}
-		code, exitAt := p.wait()
+		code, exitAt := p.Wait()
 		cancel()
 		t.Logf("rep %d: %d unary + 1 stream in flight, all done %v after SIGTERM; exit %d %v after SIGTERM (%v after the last RPC)",
 			rep, unary, lastDone.Sub(sigAt).Round(time.Millisecond), code, exitAt.Sub(sigAt).Round(time.Millisecond), exitAt.Sub(lastDone).Round(time.Millisecond))
@@ -102,11 +103,11 @@ func TestPeriodExpires(t *testing.T) {
 		_, err := callCount(ctx, cc, 1_000_000, nil)
 		streamErr <- err
 	}()
-	p.waitLines(1, "sleep: 30s")
-	p.waitLines(1, "count: 1000000")
+	p.WaitFor(true, 1, "sleep: 30s")
+	p.WaitFor(true, 1, "count: 1000000")
 
-	sigAt := p.term()
-	code, exitAt := p.wait()
+	sigAt := p.Term()
+	code, exitAt := p.Wait()
 	t.Logf("exit %d %v after SIGTERM", code, exitAt.Sub(sigAt).Round(time.Millisecond))
 	if code != 2 {
 		t.Errorf("exit code %d, want 2", code)
@@ -136,7 +137,7 @@ func TestRollingRestartRoundRobin(t *testing.T) {
 	args := []string{"-drain-delay", drainDelay.String(), "-period", "5s"}
 
 	type instance struct {
-		p    *proc
+		p    *proctest.Proc
 		addr string
 	}
 	var live []instance
@@ -222,11 +223,11 @@ func TestRollingRestartRoundRobin(t *testing.T) {
 
 	for round := range 2 {
 		for i, old := range live {
-			sigAt := old.p.term()
+			sigAt := old.p.Term()
 			p, addr := startServer(t, args...)
 			live[i] = instance{p, addr}
 			r.UpdateState(addrs(old)) // the new one joins; the old one is still listed
-			code, exitAt := old.p.wait()
+			code, exitAt := old.p.Wait()
 			r.UpdateState(addrs())
 			t.Logf("round %d, instance %d replaced: old one exited %d, %v after SIGTERM", round, i, code, exitAt.Sub(sigAt).Round(time.Millisecond))
 			if code != 0 {
@@ -247,8 +248,8 @@ func TestRollingRestartRoundRobin(t *testing.T) {
 	wg.Wait()
 
 	for _, in := range live {
-		in.p.term()
-		if code, _ := in.p.wait(); code != 0 {
+		in.p.Term()
+		if code, _ := in.p.Wait(); code != 0 {
 			t.Errorf("instance %s exited with code %d at the end, want 0", in.addr, code)
 		}
 	}
