@@ -71,17 +71,17 @@ func TestSIGTERMDrainsAllThreeProtocols(t *testing.T) {
 				}()
 			}
 		}
-		p.waitFor(true, 3*perProto, "slow request over")
-		p.term()
+		p.WaitFor(true, 3*perProto, "slow request over")
+		p.Term()
 		for range 3 * perProto {
 			if r := <-results; r.err != nil {
 				t.Errorf("rep %d: %s request in flight at SIGTERM: %v", rep, r.proto, r.err)
 			}
 		}
-		if code := p.wait(); code != 0 {
+		if code, _ := p.Wait(); code != 0 {
 			t.Errorf("rep %d: exit code %d, want 0", rep, code)
 		}
-		report := p.waitFor(true, 1, "lameduck: stop report:")[0]
+		report := p.WaitFor(true, 1, "lameduck: stop report:")[0]
 		t.Logf("rep %d: %s", rep, report[strings.Index(report, "lameduck:"):])
 		for _, want := range []string{
 			"stop report: clean",
@@ -112,9 +112,9 @@ func TestPeriodCutsRequestsOnBothServers(t *testing.T) {
 			errs <- err
 		}()
 	}
-	p.waitFor(true, 2, "slow request over")
-	p.term()
-	if code := p.wait(); code != 2 {
+	p.WaitFor(true, 2, "slow request over")
+	p.Term()
+	if code, _ := p.Wait(); code != 2 {
 		t.Errorf("exit code %d, want 2", code)
 	}
 	for range 2 {
@@ -122,7 +122,7 @@ func TestPeriodCutsRequestsOnBothServers(t *testing.T) {
 			t.Error("a request cut off by the period ended without an error")
 		}
 	}
-	report := p.waitFor(true, 1, "lameduck: stop report:")[0]
+	report := p.WaitFor(true, 1, "lameduck: stop report:")[0]
 	for _, want := range []string{"stop report: expired", `"tcp": 1 request in flight at lame-duck, 0 finished, 1 cut`, `"quic": 1 request in flight at lame-duck, 0 finished, 1 cut`} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the stop report does not say %q: %s", want, report)
