@@ -32,7 +32,7 @@ func TestSIGTERMClosesEveryWebSocketWith1001(t *testing.T) {
 			for _, lc := range clients {
 				lc.waitFor(t, "talking", func() bool { return lc.acked >= 3 })
 			}
-			sigAt := p.term()
+			sigAt := p.Term()
 			running.Wait()
 			close(errs)
 			for err := range errs {
@@ -40,7 +40,7 @@ func TestSIGTERMClosesEveryWebSocketWith1001(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			code, exitAt := p.wait()
+			code, exitAt := p.Wait()
 			t.Logf("exit %d %v after SIGTERM", code, exitAt.Sub(sigAt).Round(time.Millisecond))
 			if code != 0 {
 				t.Errorf("exit code %d, want 0", code)

@@ -9,5 +9,6 @@ require (
 	github.com/coder/websocket v1.8.15
 	github.com/golang/glog v1.2.5
 	github.com/gorilla/websocket v1.5.3
-	go.uber.org/goleak v1.3.0
 )
+
+require go.uber.org/goleak v1.3.0 // indirect

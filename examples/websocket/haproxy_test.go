@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/b583c413/lameduck/internal/proctest"
 )
 
 // The HAProxy in front of the instances, started as the repository's e2e
@@ -44,7 +46,7 @@ backend be
 // slots, each an address on which an instance may or may not listen.
 type haproxy struct {
 	t     *testing.T
-	p     *proc
+	p     *proctest.Proc
 	front string // "127.0.0.1:PORT"
 }
 
@@ -93,8 +95,7 @@ func startHAProxy(t *testing.T, path string, slots []string, listening map[int]b
 		t.Fatal(err)
 	}
 	// -db: stay in the foreground and write state changes to stderr.
-	h := &haproxy{t: t, p: startProc(t, path, "-db", "-f", file), front: front}
-	h.p.name = "haproxy"
+	h := &haproxy{t: t, p: proctest.Start(t, path, "-db", "-f", file), front: front}
 	for k := range slots {
 		if !listening[k] {
 			h.waitState(k, "DOWN", 0)
@@ -104,17 +105,17 @@ func startHAProxy(t *testing.T, path string, slots []string, listening map[int]b
 }
 
 // mark returns a position in HAProxy's stderr, for waitState.
-func (h *haproxy) mark() int { return len(h.p.lines(true)) }
+func (h *haproxy) mark() int { return len(h.p.Lines(true)) }
 
 // waitState waits until HAProxy reports slot k in state ("UP" or "DOWN")
 // in a line after mark, and returns when the test saw it.
 func (h *haproxy) waitState(k int, state string, mark int) time.Time {
 	h.t.Helper()
-	h.p.waitLineAfter(true, mark, fmt.Sprintf("Server be/s%d is %s", k, state))
+	h.p.WaitAfter(true, mark, fmt.Sprintf("Server be/s%d is %s", k, state))
 	return time.Now()
 }
 
 func (h *haproxy) stop() {
-	h.p.term()
-	h.p.wait()
+	h.p.Term()
+	h.p.Wait()
 }

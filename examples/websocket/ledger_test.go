@@ -161,18 +161,18 @@ func (lc *ledgerClient) ackedCount() int {
 
 // records reads the ledger lines of the servers' stdout: for each client,
 // the set of messages a server took.
-func records(t *testing.T, servers ...*proc) map[string]map[string]bool {
+func records(t *testing.T, servers ...*server) map[string]map[string]bool {
 	t.Helper()
 	got := map[string]map[string]bool{}
 	for _, p := range servers {
-		for _, l := range p.lines(false) {
+		for _, l := range p.Lines(false) {
 			rest, ok := strings.CutPrefix(l, "ledger ")
 			if !ok {
 				continue
 			}
 			var name, client, msg string
 			if _, err := fmt.Sscanf(rest, "%s %q %q", &name, &client, &msg); err != nil {
-				t.Fatalf("%s: a ledger line %q: %v", p.name, l, err)
+				t.Fatalf("%s: a ledger line %q: %v", p.Name, l, err)
 			}
 			if got[client] == nil {
 				got[client] = map[string]bool{}
@@ -187,7 +187,7 @@ func records(t *testing.T, servers ...*proc) map[string]map[string]bool {
 // what the servers recorded: every acknowledged message must be on record
 // (none lost), and nothing else may be but the one message a client may
 // have sent without getting its acknowledgement (none invented).
-func checkLedger(t *testing.T, clients []*ledgerClient, servers ...*proc) {
+func checkLedger(t *testing.T, clients []*ledgerClient, servers ...*server) {
 	t.Helper()
 	recs := records(t, servers...)
 	for _, lc := range clients {

@@ -29,11 +29,11 @@ func TestRollingRestartBehindHAProxy(t *testing.T) {
 	// and its UP lines then say when it sends traffic to an instance.
 	lb := startHAProxy(t, path, slots, nil)
 	mark := lb.mark()
-	current := []*proc{ // the instance on each slot
+	current := []*server{ // the instance on each slot
 		startServer(t, bin, "a1", slots[0], args...),
 		startServer(t, bin, "b1", slots[1], args...),
 	}
-	all := append([]*proc{}, current...)
+	all := append([]*server{}, current...)
 	lb.waitState(0, "UP", mark)
 	lb.waitState(1, "UP", mark)
 
@@ -62,13 +62,13 @@ func TestRollingRestartBehindHAProxy(t *testing.T) {
 
 	for slot, name := range []string{"a2", "b2"} {
 		old := current[slot]
-		sigAt := old.term()
-		code, exitAt := old.wait()
-		t.Logf("%s: exit %d %v after SIGTERM", old.name, code, exitAt.Sub(sigAt).Round(time.Millisecond))
+		sigAt := old.Term()
+		code, exitAt := old.Wait()
+		t.Logf("%s: exit %d %v after SIGTERM", old.Name, code, exitAt.Sub(sigAt).Round(time.Millisecond))
 		if code != 0 {
-			t.Errorf("%s: exit code %d, want 0", old.name, code)
+			t.Errorf("%s: exit code %d, want 0", old.Name, code)
 		}
-		waitProgress(fmt.Sprintf("talking again after %s stopped", old.name))
+		waitProgress(fmt.Sprintf("talking again after %s stopped", old.Name))
 		mark := lb.mark()
 		current[slot] = startServer(t, bin, name, slots[slot], args...)
 		all = append(all, current[slot])
@@ -84,9 +84,9 @@ func TestRollingRestartBehindHAProxy(t *testing.T) {
 		}
 	}
 	for _, p := range current {
-		sigAt := p.term()
-		if code, exitAt := p.wait(); code != 0 {
-			t.Errorf("%s: exit code %d %v after SIGTERM, want 0", p.name, code, exitAt.Sub(sigAt))
+		sigAt := p.Term()
+		if code, exitAt := p.Wait(); code != 0 {
+			t.Errorf("%s: exit code %d %v after SIGTERM, want 0", p.Name, code, exitAt.Sub(sigAt))
 		}
 	}
 	lb.stop()

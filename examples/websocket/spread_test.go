@@ -84,7 +84,7 @@ func moveClients(t *testing.T, path string, n int, window time.Duration) moveRes
 		t.Fatalf("connecting to A: %v", err)
 	}
 
-	sigAt := a.term()
+	sigAt := a.Term()
 	var moving sync.WaitGroup
 	moveErrs := make(chan error, n)
 	for i, cl := range clients {
@@ -106,7 +106,7 @@ func moveClients(t *testing.T, path string, n int, window time.Duration) moveRes
 	for err := range moveErrs {
 		t.Errorf("connecting to B: %v", err)
 	}
-	code, exitAt := a.wait()
+	code, exitAt := a.Wait()
 	res := moveResult{codes: map[int]int{}, drain: exitAt.Sub(sigAt), exitCode: code}
 	for _, cl := range clients {
 		res.codes[cl.code]++
@@ -115,8 +115,8 @@ func moveClients(t *testing.T, path string, n int, window time.Duration) moveRes
 			cl.b.Close()
 		}
 	}
-	b.term()
-	if code, _ := b.wait(); code != 0 {
+	b.Term()
+	if code, _ := b.Wait(); code != 0 {
 		t.Errorf("B: exit code %d, want 0", code)
 	}
 	return res
