@@ -1,21 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/b583c413/lameduck/internal/proctest"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -33,13 +28,19 @@ func TestScrapeDuringDrain(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("Windows cannot deliver SIGTERM")
 	}
-	bin := filepath.Join(t.TempDir(), "example")
-	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := proctest.Build(t.TempDir(), "example", ".", "-race")
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := start(t, bin, "-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-period", "20s", "-linger", "20s")
-	metricsURL := p.line(t, "metrics on ")
-	apiURL := p.line(t, "api listening on ")
+	p := proctest.Start(t, bin, "-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0", "-period", "20s", "-linger", "20s")
+	p.Bound = patience
+	t.Cleanup(func() { // proctest logs stderr; this example's stdout says where it listens
+		if t.Failed() {
+			t.Logf("the example's stdout:\n%s", strings.Join(p.Lines(false), "\n"))
+		}
+	})
+	metricsURL := after(t, p, false, "metrics on ")
+	apiURL := after(t, p, false, "api listening on ")
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -57,10 +58,7 @@ func TestScrapeDuringDrain(t *testing.T) {
 	inFlight := `lameduck_in_flight{kind="requests",protocol="HTTP/1",server=""}`
 	scrapeUntil(t, metricsURL, "3 uploads in flight", func(s scrape) bool { return s.value(inFlight) == n })
 
-	signalled := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	signalled := p.Term()
 	// The drain is under way once Shutdown runs; the uploads hold it.
 	ld := scrapeUntil(t, metricsURL, "lame-duck mode with Shutdown running", func(s scrape) bool {
 		return s.value(`lameduck_state{state="lame_duck"}`) == 1 && s.value(`lameduck_stop_phase_running{phase="Shutdown"}`) == 1
@@ -95,9 +93,9 @@ func TestScrapeDuringDrain(t *testing.T) {
 	// Run's last line is its report. The example must then wait with
 	// /metrics up until one scrape has read the final account, and exit
 	// only after it.
-	p.line(t, `msg="lameduck: stop report"`)
+	after(t, p, true, `msg="lameduck: stop report"`)
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 		t.Fatal("the example exited before its final account was scraped")
 	default:
 	}
@@ -118,103 +116,21 @@ func TestScrapeDuringDrain(t *testing.T) {
 	end.want(t, `lameduck_stop_phase_running{phase="Shutdown"}`, 0)
 
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 	case <-time.After(patience):
 		t.Fatal("the example did not exit after its final scrape")
 	}
-	if p.code != 0 {
-		t.Errorf("exit status %d, want 0", p.code)
+	if code, _ := p.Wait(); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
 	}
 }
 
-// proc is the example running as a child process.
-type proc struct {
-	cmd *exec.Cmd
-
-	mu      sync.Mutex
-	out     []string      // its standard output and error, line by line
-	changed chan struct{} // closed and replaced when a line comes
-
-	exited chan struct{} // closed once it has exited
-	code   int           // its exit status, once exited
-}
-
-// start runs bin with args. The process is killed when the test ends if
-// it is still running; its output is logged if the test failed.
-func start(t *testing.T, bin string, args ...string) *proc {
+// after waits for a line of the example's stdout (or stderr) that contains
+// substr, and returns what follows substr in it.
+func after(t *testing.T, p *proctest.Proc, stderr bool, substr string) string {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), changed: make(chan struct{}), exited: make(chan struct{})}
-	// The race detector sleeps a second at exit unless told not to.
-	p.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var reading sync.WaitGroup
-	reading.Go(func() { p.read(stdout) })
-	reading.Go(func() { p.read(stderr) })
-	go func() {
-		reading.Wait() // the pipes must be read to their end before Wait
-		_ = p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("the example's output:\n%s", strings.Join(p.out, "\n"))
-		}
-	})
-	return p
-}
-
-func (p *proc) read(r io.Reader) {
-	s := bufio.NewScanner(r)
-	s.Buffer(nil, 1<<20) // the stop report is one long line
-	for s.Scan() {
-		p.mu.Lock()
-		p.out = append(p.out, s.Text())
-		close(p.changed)
-		p.changed = make(chan struct{})
-		p.mu.Unlock()
-	}
-}
-
-// line waits for a line of output that contains substr, and returns what
-// follows substr in it.
-func (p *proc) line(t *testing.T, substr string) string {
-	t.Helper()
-	timeout := time.After(patience)
-	for i := 0; ; {
-		p.mu.Lock()
-		for ; i < len(p.out); i++ {
-			if _, rest, ok := strings.Cut(p.out[i], substr); ok {
-				p.mu.Unlock()
-				return rest
-			}
-		}
-		changed := p.changed
-		p.mu.Unlock()
-		select {
-		case <-changed:
-		case <-p.exited:
-			t.Fatalf("the example exited before it wrote %q", substr)
-		case <-timeout:
-			t.Fatalf("the example did not write %q within %v", substr, patience)
-		}
-	}
+	_, rest, _ := strings.Cut(p.WaitFor(stderr, 1, substr)[0], substr)
+	return rest
 }
 
 // upload is a POST whose body the test writes as it goes: the request is
