@@ -9,7 +9,7 @@ require (
 	github.com/cloudflare/tableflip v1.2.3
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/golang/glog v1.2.5
-	go.uber.org/goleak v1.3.0
+	go.uber.org/goleak v1.3.0 // indirect
 )
 
 require golang.org/x/sys v0.1.0

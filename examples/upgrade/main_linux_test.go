@@ -6,11 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/b583c413/lameduck/internal/proctest"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,37 +30,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
 		os.Exit(1)
 	}
-	dir, err := os.MkdirTemp("", "upgrade-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		bin = filepath.Join(dir, "upgrade-race")
-		plainBin = filepath.Join(dir, "upgrade")
-		builds := [][]string{{"build", "-race", "-o", bin, "."}}
+	// glog's flushing goroutine starts when glog loads (this test binary
+	// links the program) and lives as long as the process.
+	os.Exit(proctest.Main(m, "upgrade", func(dir string) error {
+		var err error
+		if bin, err = proctest.Build(dir, "upgrade-race", ".", "-race"); err != nil {
+			return err
+		}
 		if benchmarking() {
-			builds = append(builds, []string{"build", "-o", plainBin, "."})
+			plainBin, err = proctest.Build(dir, "upgrade", ".")
 		}
-		for _, args := range builds {
-			if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "go %v: %v\n%s", args, err, out)
-				return 1
-			}
-		}
-		code := m.Run()
-		if code == 0 {
-			// glog's flushing goroutine starts when glog loads (this test
-			// binary links the program) and lives as long as the process.
-			if err := goleak.Find(goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon")); err != nil {
-				fmt.Fprintln(os.Stderr, "upgrade tests: goroutines left behind:", err)
-				return 1
-			}
-		}
-		return code
-	}()
-	os.Exit(code)
+		return err
+	}, proctest.IgnoreGlog))
 }
 
 func benchmarking() bool {
