@@ -29,7 +29,8 @@ import (
 // how many have ended, and been cut, since the Server began (both only
 // grow); the Runner turns them into the rows below. It is called on the
 // stop's path, so it must return at once: one that panics, or takes more
-// than 50 ms, is left out of that report.
+// than 50 ms when lame-duck mode begins or the period runs out (250 ms for
+// a Report asked for at any other time), is left out of that report.
 //
 // Report walks an HTTP server's open connections under the lock its
 // requests take (about 10 ns each): call it at a scrape's pace, not on
@@ -77,7 +78,9 @@ type Report struct {
 	// back too late to be handled. An HTTP/1 response whose handler had
 	// returned is not cut by Close: what is queued in the kernel still
 	// reaches a client that reads it. An HTTP/2 connection that still owed
-	// bytes is counted cut, though its client may hold them already. Held
+	// bytes is counted cut, though its client may hold them already (and
+	// lameduckhttp3 counts an HTTP/3 connection cut when its drain, not its
+	// client, closed it after it carried a response). Held
 	// is what was in flight when the period ran out: what held the drain
 	// (for connections, those with work in flight, not idle ones).
 	Work []struct {
@@ -273,11 +276,16 @@ func serverLabel(name string) string {
 
 // summary says what a server had, did and lost: before lame-duck mode, what
 // is in flight; after, what was in flight, finished and cut. Connections
-// are told only for a server that reports nothing else.
+// are told in full only for a server that reports nothing else; beside
+// other kinds, only those cut (lameduckhttp3 cuts a connection whose
+// requests had all ended).
 func (s *serverWork) summary(stopped bool) string {
 	var parts []string
 	for _, kind := range s.kinds {
 		if kind == "connections" && len(s.kinds) > 1 {
+			if n := s.get(kind); stopped && n[3] > 0 {
+				parts = append(parts, fmt.Sprintf("%s cut", count(n[3], kind)))
+			}
 			continue
 		}
 		n := s.get(kind)

@@ -28,7 +28,7 @@ func (w workRow) key() workKey { return workKey{w.server, w.kind, w.proto} }
 // workCounter is a Server that keeps books of its work: this package's
 // adapters, and Groups and Members, which pass the question on.
 type workCounter interface {
-	countWork(add func(workRow))
+	countWork(add func(workRow), wait time.Duration)
 }
 
 // workReporter is a Server of another package that keeps books of its
@@ -38,26 +38,26 @@ type workReporter interface {
 }
 
 // countWork returns svr's books, if it keeps any.
-func countWork(svr Server) []workRow {
+func countWork(svr Server, wait time.Duration) []workRow {
 	var rows []workRow
 	add := func(w workRow) { rows = append(rows, w) }
 	switch c := svr.(type) {
 	case workCounter:
-		c.countWork(add)
+		c.countWork(add, wait)
 	case workReporter:
-		reportWork(c, add)
+		reportWork(c, add, wait)
 	}
 	return rows
 }
 
 // reportWork asks r, code of another package, for its books. It is
 // called on the stop's path (at the trigger, at the end of the period), so
-// a ReportWork that panics or takes longer than reportWait is left out
+// a ReportWork that panics or takes longer than wait is left out
 // rather than allowed to stretch the period or end the process; one that
 // never returns keeps only its own goroutine. Its rows are cleaned up:
 // counts below zero are zero, an empty kind is "work", and rows of the
 // same kind and protocol are added together.
-func reportWork(r workReporter, add func(workRow)) {
+func reportWork(r workReporter, add func(workRow), wait time.Duration) {
 	got := make(chan []workRow, 1)
 	go func() {
 		var rows []workRow
@@ -85,37 +85,46 @@ func reportWork(r workReporter, add func(workRow)) {
 			rows = append(rows, w)
 		})
 	}()
-	wait := time.NewTimer(reportWait)
-	defer wait.Stop()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	select {
 	case rows := <-got:
 		for _, w := range rows {
 			add(w)
 		}
-	case <-wait.C:
+	case <-timer.C:
 	}
 }
 
-// reportWait bounds a ReportWork method.
-const reportWait = 50 * time.Millisecond
+// How long a ReportWork method may take. On the stop's path (at the
+// trigger and when the period runs out) the wait comes out of the period,
+// so it is short. A Report asked for otherwise (metrics, a post-shutdown
+// step, the last log line) may wait longer: a ReportWork that only reads
+// its books returns within microseconds, but on a loaded machine its
+// goroutine may wait tens of milliseconds to run (50 ms left
+// lameduckhttp3's rows out under the race detector at load 4).
+const (
+	stopPathWait = 50 * time.Millisecond
+	reportWait   = 250 * time.Millisecond
+)
 
 // countWork passes the question on to the gRPC server it bounds, when that
 // keeps books (lameduckgrpc's streams do).
-func (g *grpcServer) countWork(add func(workRow)) {
+func (g *grpcServer) countWork(add func(workRow), wait time.Duration) {
 	if r, ok := g.s.(workReporter); ok {
-		reportWork(r, add)
+		reportWork(r, add, wait)
 	}
 }
 
 // countWork passes the question on to the members, each row named by the
 // member's name (or its position) in front of what the member named.
-func (g *group) countWork(add func(workRow)) {
+func (g *group) countWork(add func(workRow), wait time.Duration) {
 	for i, m := range g.members {
 		name := g.names[i]
 		if name == "" {
 			name = fmt.Sprintf("server %d", i) // numbered as in errors: "Group: server 0"
 		}
-		for _, w := range countWork(m) {
+		for _, w := range countWork(m, wait) {
 			if w.server != "" {
 				w.server = name + "/" + w.server
 			} else {
@@ -126,8 +135,8 @@ func (g *group) countWork(add func(workRow)) {
 	}
 }
 
-func (n *namedServer) countWork(add func(workRow)) {
-	for _, w := range countWork(n.Server) {
+func (n *namedServer) countWork(add func(workRow), wait time.Duration) {
+	for _, w := range countWork(n.Server, wait) {
 		if w.server == "" {
 			w.server = n.name
 		}
@@ -136,7 +145,7 @@ func (n *namedServer) countWork(add func(workRow)) {
 }
 
 // countWork reads the tracker's books.
-func (h *HTTPServer) countWork(add func(workRow)) {
+func (h *HTTPServer) countWork(add func(workRow), wait time.Duration) {
 	c := h.tracker.Counts()
 	protos := []string{httpdrain.HTTP1: "HTTP/1", httpdrain.HTTP2: "HTTP/2", httpdrain.Taken: "hijacked"}
 	for p, n := range c.Requests {
@@ -204,7 +213,7 @@ type book struct {
 
 // noteTrigger writes down what began lame-duck mode, and the books then.
 func (ru *run) noteTrigger(trigger, cause string, at time.Time) {
-	rows := countWork(ru.r.svr)
+	rows := countWork(ru.r.svr, stopPathWait)
 	b := &ru.r.book
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -214,7 +223,7 @@ func (ru *run) noteTrigger(trigger, cause string, at time.Time) {
 
 // noteHeld writes down the books as the period runs out.
 func (ru *run) noteHeld() {
-	rows := countWork(ru.r.svr)
+	rows := countWork(ru.r.svr, stopPathWait)
 	b := &ru.r.book
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -285,7 +294,7 @@ func (r *Runner) Report() Report {
 	if r == nil {
 		return Report{}
 	}
-	rows := countWork(r.svr)
+	rows := countWork(r.svr, reportWait)
 	rep := Report{State: r.State(), Period: r.cfg.period}
 	b := &r.book
 	b.mu.Lock()
@@ -333,7 +342,7 @@ func (r *Runner) Report() Report {
 }
 
 // countWork reads the loop's books: the items of the running Serve.
-func (w *Worker[T]) countWork(add func(workRow)) {
+func (w *Worker[T]) countWork(add func(workRow), wait time.Duration) {
 	w.mu.Lock()
 	loop := w.loop
 	w.mu.Unlock()

@@ -80,6 +80,9 @@ func (s *server) follow(h http.Handler) http.Handler {
 func (s *server) admit(qc *quic.Conn) *conn {
 	c := &conn{qc: qc, open: map[*request]struct{}{}}
 	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.admitted(qc)
+	}
 	s.conns[c] = struct{}{}
 	if s.phase == stopping {
 		s.arm(c)

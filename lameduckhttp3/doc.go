@@ -9,10 +9,13 @@
 // that [FromHTTP3] makes closes such connections itself, and says what that
 // may have cost:
 //
-//   - When the drain begins, every connection gets its GOAWAY, new
-//     connections are refused, and a request stream opened after the GOAWAY
-//     is refused with H3_REQUEST_REJECTED, which tells its client to retry it
-//     elsewhere. [lameduck.Draining] of each request's context is closed.
+//   - When the drain begins, every connection gets its GOAWAY, and a
+//     request stream opened after the GOAWAY is refused with
+//     H3_REQUEST_REJECTED, which tells its client to retry it elsewhere. New
+//     connections are refused at once with QUIC's CONNECTION_REFUSED: the
+//     server's listener is its own, and stays open through the drain to say
+//     so (quic-go's Shutdown would close it, leaving new clients to time
+//     out). [lameduck.Draining] of each request's context is closed.
 //   - Requests in flight finish. A request is in flight from its handler's
 //     call until quic-go has ended its response stream.
 //   - A connection with no request in flight is left to its client for a

@@ -13,7 +13,10 @@ import (
 )
 
 // FromHTTP3 makes a [lameduck.Server] of an HTTP/3 server srv that serves on
-// the UDP socket pc. Serve calls srv.Serve(pc); Shutdown drains srv as
+// the UDP socket pc. Serve serves srv on a QUIC listener of its own on pc
+// (configured from srv's TLSConfig, QUICConfig and EnableDatagrams, as
+// srv.Serve would, but kept open through the drain to refuse new
+// connections at once); Shutdown drains srv as
 // the package documentation describes, and returns nil once every request
 // has ended and every connection is closed, or ctx's error if ctx ends
 // first, leaving the rest to Close; Close closes every connection at once,
@@ -52,6 +55,7 @@ type server struct {
 	mu       sync.Mutex
 	phase    phase
 	started  bool
+	ln       *listener     // the QUIC listener srv serves on; set by Serve
 	graceful chan struct{} // closed when srv.Shutdown has returned; nil until it is called
 	conns    map[*conn]struct{}
 	settle   chan struct{} // closed once no connection or request is open; nil when none waits
@@ -81,22 +85,29 @@ func (s *server) Serve(context.Context) error {
 		s.mu.Unlock()
 		return nil // Shutdown or Close came first, and closed pc
 	}
+	ln, err := s.listen()
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.ln = ln
 	s.phase = serving
 	s.install()
 	s.mu.Unlock()
 
-	err := s.srv.Serve(s.pc)
+	err = s.srv.ServeListener(ln)
 	s.mu.Lock()
 	stopped := s.phase >= stopping
 	s.mu.Unlock()
 	switch {
 	case stopped:
-		// quic-go's Serve returns at once when a stop begins; the drain
-		// goes on in Shutdown.
+		// quic-go's accept loop ends at once when a stop begins; the
+		// drain goes on in Shutdown.
 		return nil
 	case errors.Is(err, http.ErrServerClosed):
-		return errors.New("lameduck: lameduckhttp3: the *http3.Server was shut down or closed before Serve; make a new one")
+		err = errors.New("lameduck: lameduckhttp3: the *http3.Server was shut down or closed before Serve; make a new one")
 	}
+	ln.shut()
 	return err
 }
 
@@ -129,6 +140,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	if s.graceful == nil {
 		s.graceful = make(chan struct{})
+		go s.ln.refuseQueued()
 		go func() {
 			// It returns once every connection has ended and each one's
 			// handlers have returned, which may be after Shutdown returns
@@ -152,6 +164,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	s.ln.shut()
 	s.pc.Close()
 	return s.drainErr()
 }
@@ -187,6 +200,7 @@ func (s *server) Close() error {
 	if was < closed {
 		go s.srv.Close()
 	}
+	s.ln.shut()
 	if err := s.pc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}

@@ -15,6 +15,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -52,8 +53,7 @@ func run(addr string, period time.Duration, certFile, keyFile string) int {
 	h3 := &http3.Server{
 		Handler:   mux,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
-		// Alt-Svc names this port from the first response on, before
-		// quic-go's Serve has registered its listener.
+		// The port Alt-Svc names; without it, that of the listener.
 		Port: pc.LocalAddr().(*net.UDPAddr).Port,
 	}
 	h12 := &http.Server{
@@ -112,10 +112,11 @@ func listen(addr string) (net.Listener, net.PacketConn, error) {
 }
 
 // advertise adds the Alt-Svc header that tells TCP clients HTTP/3 is on
-// the UDP port.
+// the UDP port, while HTTP/3 is served: not before its listener is up, nor
+// once its drain has begun (SetQUICHeaders then has no port to name).
 func advertise(h3 *http3.Server, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h3.SetQUICHeaders(w.Header()); err != nil {
+		if err := h3.SetQUICHeaders(w.Header()); err != nil && !errors.Is(err, http3.ErrNoAltSvcPort) {
 			glog.Warningf("Alt-Svc: %v", err)
 		}
 		next.ServeHTTP(w, r)
