@@ -2,50 +2,27 @@ package lameduckhttp3
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/b583c413/lameduck"
+	"github.com/b583c413/lameduck/internal/testcert"
 	"github.com/quic-go/quic-go/http3"
 )
 
-// certs is a self-signed certificate for 127.0.0.1, made once, and a pool
+// certs returns the tests' self-signed certificate for 127.0.0.1 and a pool
 // that trusts it.
-var certs = sync.OnceValues(func() (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func certs() (tls.Certificate, *x509.CertPool) {
+	c, err := testcert.Get()
 	if err != nil {
 		panic(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "lameduckhttp3 test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		panic(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-})
+	return c.TLS, c.Pool
+}
 
 // running is one Runner serving an HTTP/3 server on a loopback port.
 type running struct {
