@@ -90,6 +90,11 @@ func TestDrainClosesAConnectionItsClientKeeps(t *testing.T) {
 	if w := run.work(t, "connections"); w.Cut != 1 || w.InFlight != 0 {
 		t.Errorf("connections row %+v, want 1 cut, none open", w)
 	}
+	// The stop report's line, which the Runner logs last, tells the cut
+	// connection too.
+	if line := run.r.Report().String(); !strings.Contains(line, "1 finished, 0 cut, 1 connection cut") {
+		t.Errorf("the stop report's line %q does not tell the connection the drain cut", line)
+	}
 }
 
 // With quic-go's own client, which closes its connection once it has a

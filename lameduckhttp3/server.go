@@ -122,8 +122,9 @@ func (s *server) install() {
 }
 
 // Shutdown begins the drain: quic-go's Shutdown sends GOAWAY on every
-// connection and refuses new ones, and each connection is closed once its
-// client is done with it (see the package documentation). It returns nil
+// connection, the server's listener refuses new ones, and each connection
+// is closed once its client is done with it (see the package
+// documentation). It returns nil
 // once every request has ended and every connection is closed, an error if
 // the drain had to close a connection its client might still have been
 // reading, or ctx's error if ctx ends first.
